@@ -1,0 +1,134 @@
+-- Change capture for realtime and wake-ups for workers.
+--
+-- Realtime: statement-level triggers copy each changed job row (without its payload, which
+-- can be 1 MiB and is not part of the realtime record) into realtime.changes, then send one
+-- NOTIFY 'fluxbase_changes' carrying only the highest change id. The hub reads rows after the
+-- last id it has seen. So a row of any size arrives whole (pg_notify fails above 8000 bytes),
+-- a batch of 50 completions costs one insert and one notify, the event is the row as
+-- committed (deletes included), and a hub that lost its connection can catch up by id.
+CREATE SCHEMA IF NOT EXISTS realtime;
+
+-- UNLOGGED: change rows are a short-lived feed, not data; losing them on a crash only means
+-- subscribers refetch, which they are told to do after any gap.
+CREATE UNLOGGED TABLE realtime.changes (
+  id bigserial PRIMARY KEY,
+  commit_timestamp timestamptz NOT NULL DEFAULT now(),
+  schema_name text NOT NULL,
+  table_name text NOT NULL,
+  type text NOT NULL CHECK (type IN ('INSERT', 'UPDATE', 'DELETE')),
+  record jsonb,
+  old_record jsonb
+);
+CREATE INDEX changes_commit_timestamp_idx ON realtime.changes (commit_timestamp);
+
+-- The realtime record of a job: every field of the spec's RealtimeJobUpdate.new.
+CREATE FUNCTION jobs.realtime_record(q jobs.queue) RETURNS jsonb
+  LANGUAGE sql IMMUTABLE
+  AS $$
+    SELECT jsonb_build_object(
+      'id', q.id, 'job_name', q.job_name, 'namespace', q.namespace, 'status', q.status,
+      'progress', q.progress, 'created_at', q.created_at, 'started_at', q.started_at,
+      'completed_at', q.completed_at, 'last_progress_at', q.last_progress_at,
+      'scheduled_at', q.scheduled_at, 'priority', q.priority,
+      'result', q.result, 'error_message', q.error_message, 'logs', q.logs,
+      'created_by', q.created_by, 'user_role', q.user_role, 'user_email', q.user_email,
+      'worker_id', q.worker_id, 'retry_count', q.retry_count, 'max_retries', q.max_retries)
+  $$;
+
+-- old_record: the same shape minus the two potentially large fields.
+CREATE FUNCTION jobs.realtime_old_record(q jobs.queue) RETURNS jsonb
+  LANGUAGE sql IMMUTABLE
+  AS $$ SELECT jobs.realtime_record(q) - 'result' - 'logs' $$;
+
+CREATE FUNCTION jobs.capture_queue_insert() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, jobs, realtime
+  AS $$
+  DECLARE n_changed bigint;
+  BEGIN
+    INSERT INTO realtime.changes (schema_name, table_name, type, record)
+      SELECT 'jobs', 'queue', 'INSERT', jobs.realtime_record(n) FROM new_rows n;
+    GET DIAGNOSTICS n_changed = ROW_COUNT;
+    IF n_changed > 0 THEN
+      PERFORM pg_notify('fluxbase_changes', currval('realtime.changes_id_seq')::text);
+      -- Wake idle workers: one notify per statement however many rows it inserted.
+      PERFORM pg_notify('fluxbase_jobs', 'inserted');
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+
+CREATE FUNCTION jobs.capture_queue_update() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, jobs, realtime
+  AS $$
+  DECLARE n_changed bigint;
+  BEGIN
+    INSERT INTO realtime.changes (schema_name, table_name, type, record, old_record)
+      SELECT 'jobs', 'queue', 'UPDATE', jobs.realtime_record(n), jobs.realtime_old_record(o)
+      FROM new_rows n JOIN old_rows o ON o.id = n.id;
+    GET DIAGNOSTICS n_changed = ROW_COUNT;
+    IF n_changed > 0 THEN
+      PERFORM pg_notify('fluxbase_changes', currval('realtime.changes_id_seq')::text);
+    END IF;
+    -- A job that became pending again (retry) may be claimable: wake workers.
+    IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
+               WHERE n.status = 'pending' AND o.status <> 'pending') THEN
+      PERFORM pg_notify('fluxbase_jobs', 'pending');
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+
+CREATE FUNCTION jobs.capture_queue_delete() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, jobs, realtime
+  AS $$
+  DECLARE n_changed bigint;
+  BEGIN
+    INSERT INTO realtime.changes (schema_name, table_name, type, old_record)
+      SELECT 'jobs', 'queue', 'DELETE', jobs.realtime_record(o) FROM old_rows o;
+    GET DIAGNOSTICS n_changed = ROW_COUNT;
+    IF n_changed > 0 THEN
+      PERFORM pg_notify('fluxbase_changes', currval('realtime.changes_id_seq')::text);
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+
+CREATE TRIGGER queue_capture_insert AFTER INSERT ON jobs.queue
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_insert();
+CREATE TRIGGER queue_capture_update AFTER UPDATE ON jobs.queue
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_update();
+CREATE TRIGGER queue_capture_delete AFTER DELETE ON jobs.queue
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_delete();
+
+-- A running job that was cancelled: tell the worker holding it (payload "<job id>:<worker id>").
+CREATE FUNCTION jobs.notify_running_cancelled() RETURNS trigger
+  LANGUAGE plpgsql
+  AS $$
+  BEGIN
+    PERFORM pg_notify('fluxbase_cancel', NEW.id::text || ':' || coalesce(OLD.worker_id::text, ''));
+    RETURN NULL;
+  END
+  $$;
+CREATE TRIGGER queue_notify_cancel AFTER UPDATE OF status ON jobs.queue
+  FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status = 'cancelled')
+  EXECUTE FUNCTION jobs.notify_running_cancelled();
+
+-- Execution log lines stream to realtime too (subscribe_logs): notify the ids written.
+CREATE FUNCTION jobs.notify_logs_insert() RETURNS trigger
+  LANGUAGE plpgsql
+  AS $$
+  DECLARE max_id bigint;
+  BEGIN
+    SELECT max(id) INTO max_id FROM new_rows;
+    IF max_id IS NOT NULL THEN
+      PERFORM pg_notify('fluxbase_logs', max_id::text);
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+CREATE TRIGGER logs_notify_insert AFTER INSERT ON jobs.logs
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.notify_logs_insert();
+
+GRANT USAGE ON SCHEMA realtime TO service_role;
+GRANT SELECT, DELETE ON realtime.changes TO service_role;
