@@ -1,0 +1,113 @@
+/**
+ * What a caller can do to an existing job: read, cancel, terminate, retry, resubmit, read
+ * logs. Each runs under the caller's claims, so a job that RLS hides is simply not found.
+ */
+import type { AuthContext } from "../auth/context.ts";
+import { asUser } from "../db/as_user.ts";
+import type { Sql, Tx } from "../db/pool.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
+import {
+  type Job,
+  jobCancelIfActive,
+  jobGetById,
+  jobInsert,
+  jobLogsAfter,
+  jobNotifyTerminate,
+  type LogLine,
+} from "./job_queries.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+async function visibleJob(tx: Tx, id: string): Promise<Job> {
+  // A malformed id cannot name a job: 404, not a database cast error.
+  const job = UUID.test(id) ? await jobGetById(tx, id) : null;
+  if (!job) throw new NotFoundError(`Job "${id}" not found`, "job_not_found");
+  return job;
+}
+
+export function getJob(sql: Sql, auth: AuthContext, id: string): Promise<Job> {
+  return asUser(sql, auth, (tx) => visibleJob(tx, id));
+}
+
+/** Cancel (or, with `terminate`, stop at once without a grace period). */
+export function cancelJob(
+  sql: Sql,
+  auth: AuthContext,
+  id: string,
+  mode: "cancel" | "terminate" = "cancel",
+): Promise<Job> {
+  return asUser(sql, auth, async (tx) => {
+    const job = await visibleJob(tx, id);
+    const message = mode === "terminate" ? `Terminated by ${auth.role}` : null;
+    const cancelled = await jobCancelIfActive(tx, job.id, message);
+    if (!cancelled) {
+      throw new ConflictError(
+        `Cannot ${mode} job "${id}": it is already ${job.status}`,
+        { status: job.status },
+        "invalid_job_state",
+      );
+    }
+    if (mode === "terminate") await jobNotifyTerminate(tx, job.id);
+    return cancelled;
+  });
+}
+
+/**
+ * A new pending job with the same function, payload and owner. `retry` takes failed or
+ * cancelled jobs; `resubmit` (admin) any finished job.
+ */
+export function copyJob(
+  sql: Sql,
+  auth: AuthContext,
+  id: string,
+  mode: "retry" | "resubmit",
+): Promise<Job> {
+  const allowed = mode === "retry" ? ["failed", "cancelled"] : ["completed", "failed", "cancelled"];
+  return asUser(sql, auth, async (tx) => {
+    const job = await visibleJob(tx, id);
+    if (!allowed.includes(job.status)) {
+      throw new ConflictError(
+        `Cannot ${mode} job "${id}": it is ${job.status}; only ${allowed.join(" or ")} jobs can be`,
+        { status: job.status },
+        "invalid_job_state",
+      );
+    }
+    const [fn] = await tx<{ version: number; progress_timeout_seconds: number | null }[]>`
+      select version, progress_timeout_seconds from jobs.functions where id = ${job.function_id}`;
+    if (!job.function_id || !fn) {
+      throw new ConflictError(
+        `Cannot ${mode} job "${id}": its function "${job.job_name}" no longer exists`,
+        undefined,
+        "function_not_found",
+      );
+    }
+    return await jobInsert(tx, {
+      function_id: job.function_id,
+      function_version: fn.version,
+      job_name: job.job_name,
+      namespace: job.namespace,
+      payload: job.payload,
+      priority: job.priority,
+      created_by: job.created_by,
+      user_role: job.user_role,
+      user_email: job.user_email,
+      max_retries: job.max_retries,
+      timeout_seconds: job.timeout_seconds ?? 300,
+      progress_timeout_seconds: fn.progress_timeout_seconds,
+      scheduled_at: null,
+    });
+  });
+}
+
+export function getJobLogs(
+  sql: Sql,
+  auth: AuthContext,
+  id: string,
+  afterLine: number,
+  limit: number,
+): Promise<LogLine[]> {
+  return asUser(sql, auth, async (tx) => {
+    await visibleJob(tx, id);
+    return await jobLogsAfter(tx, id, afterLine, limit);
+  });
+}
