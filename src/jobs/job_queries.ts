@@ -83,8 +83,9 @@ export async function jobInsert(tx: Tx, job: JobInsert): Promise<Job> {
       job.function_version,
       job.job_name,
       job.namespace,
-      // postgres.js sends a JS value for a jsonb parameter as JSON; null stays SQL NULL.
-      job.payload === undefined ? null : JSON.stringify(job.payload),
+      // A jsonb parameter: postgres.js serialises the JS value as JSON (so pass it as is, not
+      // JSON.stringify'd, or it is stored as a JSON string); undefined/null is SQL NULL.
+      job.payload ?? null,
       job.priority,
       job.created_by,
       job.user_role,
@@ -93,7 +94,7 @@ export async function jobInsert(tx: Tx, job: JobInsert): Promise<Job> {
       job.timeout_seconds,
       job.progress_timeout_seconds,
       job.scheduled_at,
-    ],
+    ] as never[],
   );
   return row;
 }

@@ -1,0 +1,61 @@
+/**
+ * The HTTP application: routes and middleware, no listening, so tests can call
+ * `app.request()` and worker processes can answer job platform calls in-process.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { authenticate, type AuthEnv } from "../auth/middleware.ts";
+import type { TokenVerifier } from "../auth/jwt.ts";
+import type { Config } from "../config.ts";
+import type { Sql } from "../db/pool.ts";
+import { NotFoundError, PayloadTooLargeError } from "../errors.ts";
+import { errorResponse } from "./errors.ts";
+import { adminFunctionRoutes } from "./routes/admin_functions.ts";
+import { adminJobRoutes } from "./routes/admin_jobs.ts";
+import { jobRoutes } from "./routes/jobs.ts";
+
+export interface AppDeps {
+  config: Config;
+  sql: Sql;
+  verifier: TokenVerifier;
+  /** The realtime hub; absent in processes that serve no WebSockets (workers). */
+  realtime?: { handleUpgrade(req: Request): Response | Promise<Response> };
+}
+
+export function createApp(deps: AppDeps): Hono<AuthEnv> {
+  const app = new Hono<AuthEnv>();
+  app.onError(errorResponse);
+  app.notFound(() => {
+    throw new NotFoundError("No such route");
+  });
+
+  app.get("/health", async (c) => {
+    try {
+      await deps.sql`select 1`;
+      return c.json({ status: "ok", database: "ok" });
+    } catch {
+      return c.json({ status: "unavailable", database: "unreachable" }, 503);
+    }
+  });
+
+  app.get("/realtime", (c) => {
+    if (!deps.realtime) throw new NotFoundError("Realtime is not served by this process");
+    return deps.realtime.handleUpgrade(c.req.raw);
+  });
+
+  const limit = deps.config.bodyLimitBytes;
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: limit,
+      onError: () => {
+        throw new PayloadTooLargeError(limit);
+      },
+    }),
+  );
+  app.use("/api/*", authenticate(deps.verifier));
+  app.route("/api/v1/jobs", jobRoutes(deps.sql));
+  app.route("/api/v1/admin/jobs", adminJobRoutes(deps.sql));
+  app.route("/api/v1/admin/jobs", adminFunctionRoutes(deps.sql, deps.config.jobs));
+  return app;
+}
