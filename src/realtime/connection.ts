@@ -7,16 +7,11 @@
  * not read (Deno's close waits behind the queued frames; measured on Deno 2.9.6), so the hub
  * forgets such a connection at once and the queued bytes stay bounded by the limit.
  */
-import type { AuthContext } from "../auth/context.ts";
+import type { VerifiedToken } from "../auth/jwt.ts";
 import { systemMessage } from "./protocol.ts";
 import type { Subscription } from "./subscriptions.ts";
 
-/** What `createTokenVerifier(...).verify()` in src/auth/jwt.ts returns. */
-export type VerifiedToken = AuthContext & { expiresAt: number | null };
-
-export interface TokenVerifier {
-  verify(token: string): Promise<VerifiedToken>;
-}
+export type { TokenVerifier, VerifiedToken } from "../auth/jwt.ts";
 
 /** Close codes: 1008 policy violation (slow consumer, limits), 1001 going away (shutdown). */
 export const CLOSE_POLICY = 1008;

@@ -11,6 +11,7 @@
  *   {"type":"heartbeat"}                                               answered by a heartbeat
  *   {"type":"access_token","token":"<jwt>"}                            replace the token
  *   {"type":"subscribe_logs","config":{"execution_id":"<job id>"}}     live log lines of a job
+ *   Any client message may carry "ref" (string or number); its ack or error echoes it.
  *
  * Server -> client
  *   {"type":"ack","payload":{"subscribed":true,"subscription_id","channel","schema","table",
@@ -57,6 +58,8 @@ export interface SubscribeConfig {
   filter?: string;
 }
 
+export type Ref = string | number | null;
+
 export type ClientMessage =
   | { type: "subscribe"; channel: string; config: SubscribeConfig | null }
   | { type: "unsubscribe"; subscriptionId: string | null }
@@ -68,6 +71,17 @@ export class ProtocolError extends Error {
   constructor(message: string, public readonly code = "invalid_message") {
     super(message);
     this.name = "ProtocolError";
+  }
+}
+
+/** The client's correlation id of a raw message, if it has a usable one. */
+export function refOf(data: unknown): Ref {
+  if (typeof data !== "string" || data.length > MAX_MESSAGE_CHARS) return null;
+  try {
+    const ref = JSON.parse(data)?.ref;
+    return typeof ref === "string" || typeof ref === "number" ? ref : null;
+  } catch {
+    return null;
   }
 }
 
@@ -143,16 +157,18 @@ export function parseClientMessage(data: unknown): ClientMessage {
   }
 }
 
-export function errorMessage(error: string, code: string): string {
-  return JSON.stringify({ type: "error", error, code });
+export function errorMessage(error: string, code: string, ref: Ref = null): string {
+  return JSON.stringify(
+    ref === null ? { type: "error", error, code } : { type: "error", error, code, ref },
+  );
 }
 
 export function systemMessage(payload: SystemPayload): string {
   return JSON.stringify({ type: "system", payload });
 }
 
-export function ackMessage(payload: Record<string, unknown>): string {
-  return JSON.stringify({ type: "ack", payload });
+export function ackMessage(payload: Record<string, unknown>, ref: Ref = null): string {
+  return JSON.stringify(ref === null ? { type: "ack", payload } : { type: "ack", ref, payload });
 }
 
 export const HEARTBEAT = JSON.stringify({ type: "heartbeat" });

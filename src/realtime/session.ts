@@ -15,6 +15,7 @@ import {
   HEARTBEAT,
   parseClientMessage,
   ProtocolError,
+  refOf,
   type SubscribeConfig,
 } from "./protocol.ts";
 import { canSee } from "./rls.ts";
@@ -33,32 +34,40 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Handles one text frame; replies go to `conn`. Never throws. */
 export async function handleFrame(deps: SessionDeps, conn: Connection, data: unknown) {
+  const ref = refOf(data);
+  const reply: Reply = {
+    ack: (payload) => conn.send(ackMessage(payload, ref)),
+  };
   try {
     const msg = parseClientMessage(data);
-    await dispatch(deps, conn, msg);
+    await dispatch(deps, conn, msg, reply);
   } catch (e) {
-    if (e instanceof ProtocolError) conn.send(errorMessage(e.message, e.code));
-    else if (e instanceof FilterError) conn.send(errorMessage(e.message, "invalid_filter"));
+    if (e instanceof ProtocolError) conn.send(errorMessage(e.message, e.code, ref));
+    else if (e instanceof FilterError) conn.send(errorMessage(e.message, "invalid_filter", ref));
     else {
       console.error("realtime: message handling failed:", coerceError(e).message);
-      conn.send(errorMessage("Internal error while handling the message", "internal_error"));
+      conn.send(errorMessage("Internal error while handling the message", "internal_error", ref));
     }
   }
 }
 
-async function dispatch(deps: SessionDeps, conn: Connection, msg: ClientMessage) {
+interface Reply {
+  ack(payload: Record<string, unknown>): void;
+}
+
+async function dispatch(deps: SessionDeps, conn: Connection, msg: ClientMessage, reply: Reply) {
   switch (msg.type) {
     case "heartbeat":
       conn.send(HEARTBEAT);
       return;
     case "subscribe":
-      return subscribe(deps, conn, msg.channel, msg.config);
+      return subscribe(deps, conn, reply, msg.channel, msg.config);
     case "unsubscribe":
-      return unsubscribe(deps, conn, msg.subscriptionId);
+      return unsubscribe(deps, conn, reply, msg.subscriptionId);
     case "access_token":
-      return await replaceToken(deps, conn, msg.token);
+      return await replaceToken(deps, conn, reply, msg.token);
     case "subscribe_logs":
-      return await subscribeLogs(deps, conn, msg.channel, msg.executionId);
+      return await subscribeLogs(deps, conn, reply, msg.channel, msg.executionId);
   }
 }
 
@@ -100,6 +109,7 @@ function resolveTable(channel: string, config: SubscribeConfig | null): Realtime
 function subscribe(
   deps: SessionDeps,
   conn: Connection,
+  reply: Reply,
   channel: string,
   config: SubscribeConfig | null,
 ) {
@@ -136,15 +146,15 @@ function subscribe(
     event,
   };
   if (filter) ack.filter = filter.source;
-  conn.send(ackMessage(ack));
+  reply.ack(ack);
 }
 
-function unsubscribe(deps: SessionDeps, conn: Connection, id: string | null) {
+function unsubscribe(deps: SessionDeps, conn: Connection, reply: Reply, id: string | null) {
   if (id === null) {
     // No id: drop every subscription of this socket (as the reference server does).
     for (const sub of conn.subscriptions.values()) deps.index.remove(sub);
     conn.subscriptions.clear();
-    conn.send(ackMessage({ unsubscribed: true }));
+    reply.ack({ unsubscribed: true });
     return;
   }
   const sub = conn.subscriptions.get(id);
@@ -153,10 +163,10 @@ function unsubscribe(deps: SessionDeps, conn: Connection, id: string | null) {
   }
   deps.index.remove(sub);
   conn.subscriptions.delete(id);
-  conn.send(ackMessage({ unsubscribed: true, subscription_id: id }));
+  reply.ack({ unsubscribed: true, subscription_id: id });
 }
 
-async function replaceToken(deps: SessionDeps, conn: Connection, token: string) {
+async function replaceToken(deps: SessionDeps, conn: Connection, reply: Reply, token: string) {
   let next;
   try {
     next = await deps.verifier.verify(token);
@@ -181,7 +191,7 @@ async function replaceToken(deps: SessionDeps, conn: Connection, token: string) 
     }
   }
   for (const sub of conn.subscriptions.values()) deps.index.add(sub);
-  conn.send(ackMessage({ type: "access_token", updated: true, expires_at: next.expiresAt }));
+  reply.ack({ type: "access_token", updated: true, expires_at: next.expiresAt });
 }
 
 async function mayReadJob(deps: SessionDeps, conn: Connection, jobId: string): Promise<boolean> {
@@ -193,6 +203,7 @@ async function mayReadJob(deps: SessionDeps, conn: Connection, jobId: string): P
 async function subscribeLogs(
   deps: SessionDeps,
   conn: Connection,
+  reply: Reply,
   channel: string | null,
   jobId: string,
 ) {
@@ -215,5 +226,5 @@ async function subscribeLogs(
   };
   conn.subscriptions.set(id, sub);
   deps.index.add(sub);
-  conn.send(ackMessage({ subscribed: true, subscription_id: id, execution_id: sub.jobId }));
+  reply.ack({ subscribed: true, subscription_id: id, execution_id: sub.jobId });
 }
