@@ -1,0 +1,86 @@
+/**
+ * Batches console lines of running jobs: every `intervalMs` (or when a job ends) all pending
+ * lines go out in one statement, into `jobs.logs` (one row per line, streamed by realtime) and
+ * the job's `logs` text. A job keeps at most `maxLines` lines over all its attempts; the line
+ * after that is one truncation marker, the rest are dropped.
+ */
+import type { Sql } from "../db/pool.ts";
+import { logInsertMany, type LogRow } from "./log_queries.ts";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+interface JobLog {
+  /** Line number of the last line taken (continues after earlier attempts). */
+  last: number;
+  truncated: boolean;
+}
+
+export class LogWriter {
+  #jobs = new Map<string, JobLog>();
+  #pending: LogRow[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly workerId: string,
+    private readonly maxLines: number,
+    private readonly intervalMs = 200,
+  ) {}
+
+  /** Starts counting a job's lines after `previousLines` of earlier attempts. */
+  begin(jobId: string, previousLines: number): void {
+    this.#jobs.set(jobId, { last: previousLines, truncated: previousLines >= this.maxLines });
+  }
+
+  write(jobId: string, level: LogLevel, message: string, at = new Date()): void {
+    const job = this.#jobs.get(jobId);
+    if (!job || job.truncated) return;
+    if (job.last >= this.maxLines) {
+      job.truncated = true;
+      message = `log truncated: more than ${this.maxLines} lines`;
+      level = "warn";
+    }
+    job.last++;
+    this.#pending.push({
+      job_id: jobId,
+      line_number: job.last,
+      level,
+      message,
+      created_at: at.toISOString(),
+    });
+    this.#timer ??= setTimeout(() => {
+      this.#timer = null;
+      void this.flush();
+    }, this.intervalMs);
+  }
+
+  hasPending(jobId: string): boolean {
+    return this.#pending.some((r) => r.job_id === jobId);
+  }
+
+  /** Flushes pending lines (call before recording a job's end, so its logs are complete). */
+  async end(jobId: string): Promise<void> {
+    if (this.hasPending(jobId)) await this.flush();
+    this.#jobs.delete(jobId);
+  }
+
+  async flush(): Promise<void> {
+    // One write in flight; lines that arrive meanwhile go out in the next one.
+    while (this.#flushing) await this.#flushing;
+    if (this.#pending.length === 0) return;
+    const rows = this.#pending;
+    this.#pending = [];
+    this.#flushing = logInsertMany(this.sql, this.workerId, rows).catch((e) => {
+      console.error(`Log write of ${rows.length} lines failed: ${(e as Error).message}`);
+    });
+    await this.#flushing;
+    this.#flushing = null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.flush();
+  }
+}

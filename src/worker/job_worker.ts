@@ -1,0 +1,408 @@
+/**
+ * The engine of one worker process: registers in `jobs.workers`, claims jobs into free slots,
+ * runs each in an isolate, records outcomes in batches, heartbeats, and reacts to cancel and
+ * terminate notifications. `runWorker` (main.ts) wires it to a process; tests drive it directly.
+ *
+ * Claiming is self-clocking: one claim in flight at a time, woken by NOTIFY fluxbase_jobs (a
+ * job was submitted or became pending), by a freed slot while the last claim came back full,
+ * or by the poll timer. Jobs that finish while a claim is in flight are claimed for together.
+ */
+import type { JobsConfig } from "../config.ts";
+import type { Sql } from "../db/pool.ts";
+import { coerceError } from "../errors.ts";
+import type {
+  FunctionBundle,
+  JobRun,
+  PlatformRequest,
+  PlatformResponse,
+  RunHandle,
+  RunHooks,
+  RunLimits,
+  RunOutcome,
+} from "../isolate/types.ts";
+import { Completer } from "../queue/completer.ts";
+import { type ClaimedJob, jobClaimAvailable, jobListLostOfWorker } from "../queue/job_queries.ts";
+import { LogWriter } from "../queue/log_writer.ts";
+import { ProgressWriter } from "../queue/progress_writer.ts";
+import { retryDelayMs } from "../queue/retry_policy.ts";
+import { workerHeartbeat, workerMarkStopped, workerRegister } from "../queue/worker_queries.ts";
+import { BundleCache } from "./bundle_cache.ts";
+
+/** What runs a job: `IsolatePool` from src/isolate/pool.ts. */
+export interface JobExecutor {
+  run(bundle: FunctionBundle, job: JobRun, hooks: RunHooks, limits: RunLimits): RunHandle;
+}
+
+export type PlatformHandler = (job: ClaimedJob, req: PlatformRequest) => Promise<PlatformResponse>;
+
+export interface JobWorkerOptions {
+  sql: Sql;
+  config: JobsConfig;
+  executor: JobExecutor;
+  /** Row id in jobs.workers; the supervisor passes one so it can rescue a crashed child. */
+  id?: string;
+  name?: string;
+  platform?: PlatformHandler;
+  /** What `Deno.env` shows a job (isolate/env.ts buildJobEnv). */
+  jobEnv?: (job: ClaimedJob) => Record<string, string>;
+  /**
+   * Called once when this process must be replaced: an isolate did not stop, or the rescuer
+   * declared this worker dead. The owner stops the worker and exits the process.
+   */
+  onRecycle?: (reason: string) => void;
+}
+
+/** Why the worker stopped a job itself; decides how its outcome is recorded. */
+type StopReason = "cancel" | "terminate" | "shutdown" | "lost";
+
+interface Slot {
+  job: ClaimedJob;
+  handle: RunHandle | null;
+  stop: StopReason | null;
+  done: Promise<void>;
+}
+
+export class JobWorker {
+  readonly id: string;
+  readonly name: string;
+  #state: "new" | "running" | "draining" | "stopped" = "new";
+  #slots = new Map<string, Slot>();
+  #bundles: BundleCache;
+  #completer: Completer;
+  #progress: ProgressWriter;
+  #logs: LogWriter;
+  #unlisten: (() => Promise<void>)[] = [];
+  #heartbeat: ReturnType<typeof setInterval> | null = null;
+  #loop: Promise<void> | null = null;
+  /** The last claim came back full, so more jobs may be waiting. */
+  #more = true;
+  #wakePending = false;
+  #wakeFn: (() => void) | null = null;
+  #recycled: string | null = null;
+  #stopping: Promise<void> | null = null;
+
+  constructor(private readonly opts: JobWorkerOptions) {
+    this.id = opts.id ?? crypto.randomUUID();
+    this.name = opts.name ?? `worker-${this.id.slice(0, 8)}`;
+    this.#bundles = new BundleCache(opts.sql);
+    this.#completer = new Completer(opts.sql, this.id);
+    this.#progress = new ProgressWriter(opts.sql, this.id);
+    this.#logs = new LogWriter(opts.sql, this.id, opts.config.maxLogLinesPerJob);
+  }
+
+  get runningCount(): number {
+    return this.#slots.size;
+  }
+
+  /** Why the worker asked to be recycled, or null. */
+  get recycleReason(): string | null {
+    return this.#recycled;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "new") return;
+    this.#state = "running";
+    const { sql, config } = this.opts;
+    await workerRegister(sql, {
+      id: this.id,
+      name: this.name,
+      hostname: hostname(),
+      pid: Deno.pid,
+      maxConcurrentJobs: config.maxConcurrentPerWorker,
+    });
+    const listen = async (channel: string, fn: (payload: string) => void) => {
+      const { unlisten } = await sql.listen(channel, fn);
+      this.#unlisten.push(unlisten);
+    };
+    await listen("fluxbase_jobs", () => {
+      this.#more = true;
+      this.#wake();
+    });
+    await listen("fluxbase_cancel", (payload) => this.#onCancel(payload));
+    await listen("fluxbase_terminate", (payload) => this.#onTerminate(payload));
+    this.#heartbeat = setInterval(() => void this.#beat(), config.workerHeartbeatIntervalMs);
+    this.#loop = this.#claimLoop();
+  }
+
+  /**
+   * Graceful stop: no more claims, running jobs get `graceMs` to finish, then they are
+   * terminated and returned to pending without charging an attempt. Safe twice.
+   */
+  stop(graceMs = this.opts.config.shutdownGraceMs): Promise<void> {
+    if (this.#state === "new") {
+      this.#state = "stopped";
+      return Promise.resolve();
+    }
+    this.#stopping ??= this.#stop(graceMs);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    this.#state = "draining";
+    this.#wake();
+    await this.#loop;
+    await this.#beat();
+    await this.#waitForSlots(graceMs);
+    for (const slot of this.#slots.values()) {
+      slot.stop = "shutdown";
+      slot.handle?.terminate("The worker is shutting down");
+    }
+    // Terminated isolates report at once; one that does not is stuck and released anyway.
+    await this.#waitForSlots(5000);
+    for (const slot of this.#slots.values()) void this.#completer.release(slot.job.id);
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    await Promise.all(this.#unlisten.map((u) => u().catch(() => {})));
+    this.#unlisten = [];
+    await this.#progress.stop();
+    await this.#logs.stop();
+    await this.#completer.drain();
+    await workerMarkStopped(this.opts.sql, this.id).catch(() => {});
+    this.#state = "stopped";
+  }
+
+  async #waitForSlots(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.#slots.size > 0 && Date.now() < deadline) {
+      const timer = new Promise((r) => setTimeout(r, Math.min(100, deadline - Date.now())));
+      await Promise.race([timer, ...[...this.#slots.values()].map((s) => s.done)]);
+    }
+  }
+
+  async #claimLoop(): Promise<void> {
+    const { sql, config } = this.opts;
+    while (this.#state === "running" && this.#recycled === null) {
+      const free = config.maxConcurrentPerWorker - this.#slots.size;
+      if (free > 0 && this.#more) {
+        let jobs: ClaimedJob[] = [];
+        try {
+          jobs = await jobClaimAvailable(sql, this.id, free, config.maxConcurrentPerNamespace);
+          this.#more = jobs.length === free;
+        } catch (e) {
+          console.error(`Worker ${this.name}: claim failed: ${coerceError(e).message}`);
+          this.#more = false;
+        }
+        for (const job of jobs) this.#startJob(job);
+        if (this.#more && this.#slots.size < config.maxConcurrentPerWorker) continue;
+      }
+      await this.#sleep(config.pollIntervalMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#wakePending) {
+      this.#wakePending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wakeFn = null;
+        this.#more = true;
+        resolve();
+      }, ms);
+      this.#wakeFn = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  #wake(): void {
+    const fn = this.#wakeFn;
+    this.#wakeFn = null;
+    if (fn) fn();
+    else this.#wakePending = true;
+  }
+
+  #startJob(job: ClaimedJob): void {
+    const slot: Slot = { job, handle: null, stop: null, done: Promise.resolve() };
+    this.#slots.set(job.id, slot);
+    this.#logs.begin(job.id, job.log_lines);
+    slot.done = this.#runJob(slot).finally(() => {
+      this.#slots.delete(job.id);
+      if (this.#more) this.#wake();
+    });
+  }
+
+  async #runJob(slot: Slot): Promise<void> {
+    const { job } = slot;
+    let outcome: RunOutcome;
+    try {
+      const bundle = job.function_id
+        ? await this.#bundles.get(job.function_id, job.function_version)
+        : null;
+      if (!bundle) {
+        await this.#fail(job, `Function "${job.job_name}" no longer exists`, false);
+        return;
+      }
+      if (slot.stop) {
+        // Stopped before it started: nothing ran, so nothing is charged.
+        if (slot.stop === "shutdown") await this.#completer.release(job.id);
+        await this.#logs.end(job.id);
+        return;
+      }
+      slot.handle = this.opts.executor.run(bundle, this.#jobRun(job), this.#hooks(job), {
+        timeoutMs: (job.timeout_seconds ?? this.opts.config.defaultTimeoutSeconds) * 1000,
+        progressTimeoutMs: job.progress_timeout_seconds
+          ? job.progress_timeout_seconds * 1000
+          : this.opts.config.defaultProgressTimeoutMs,
+        cancelGraceMs: this.opts.config.cancelGraceMs,
+      });
+      outcome = await slot.handle.done;
+    } catch (e) {
+      await this.#fail(job, `The worker could not run the job: ${coerceError(e).message}`, true);
+      return;
+    }
+    await this.#record(slot, outcome);
+  }
+
+  async #record(slot: Slot, outcome: RunOutcome): Promise<void> {
+    const { job } = slot;
+    let stuckNote = "";
+    if (outcome.isolateStuck) {
+      stuckNote = "; its isolate did not stop, so the worker process is being replaced";
+      this.#recycle(`the isolate of job ${job.id} (${job.job_name}) did not stop`);
+    }
+    switch (outcome.kind) {
+      case "completed": {
+        const progress = this.#progress.take(job.id);
+        await this.#logs.end(job.id);
+        await this.#completer.complete({
+          id: job.id,
+          result: outcome.result,
+          progress,
+          logs: null,
+        });
+        return;
+      }
+      case "failed":
+        if (outcome.stack) this.#logs.write(job.id, "error", outcome.stack);
+        await this.#fail(job, outcome.error + stuckNote, true);
+        return;
+      case "timed_out":
+      case "progress_timed_out":
+        await this.#fail(job, outcome.error + stuckNote, true);
+        return;
+      case "cancelled":
+      case "terminated":
+        if (slot.stop === "shutdown") {
+          this.#progress.take(job.id);
+          await this.#logs.end(job.id);
+          await this.#completer.release(job.id);
+        } else if (slot.stop === null) {
+          // Nobody here asked for it: record it as a failed attempt so it is not lost.
+          const error = outcome.kind === "terminated" ? outcome.error : "The job was cancelled";
+          await this.#fail(job, error + stuckNote, true);
+        } else {
+          // Cancelled or terminated by a user or admin (status is already 'cancelled'), or
+          // no longer ours: the guarded writes would change nothing; keep the logs.
+          this.#progress.take(job.id);
+          await this.#logs.end(job.id);
+        }
+        return;
+    }
+  }
+
+  async #fail(job: ClaimedJob, error: string, retryable: boolean): Promise<void> {
+    const progress = this.#progress.take(job.id);
+    await this.#logs.end(job.id);
+    await this.#completer.fail({
+      id: job.id,
+      error,
+      delayMs: retryDelayMs(this.opts.config, job.retry_count),
+      retryable,
+      progress,
+      logs: null,
+    });
+  }
+
+  #jobRun(job: ClaimedJob): JobRun {
+    return {
+      jobId: job.id,
+      jobName: job.job_name,
+      namespace: job.namespace,
+      retryCount: job.retry_count,
+      payload: job.payload,
+      user: job.created_by
+        ? { id: job.created_by, email: job.user_email, role: job.user_role ?? "authenticated" }
+        : null,
+      env: this.opts.jobEnv?.(job) ?? {},
+    };
+  }
+
+  #hooks(job: ClaimedJob): RunHooks {
+    return {
+      onProgress: (p) => this.#progress.report(job.id, p),
+      onLog: (line) => this.#logs.write(job.id, line.level, line.message, line.at),
+      onPlatformRequest: (req) =>
+        this.opts.platform ? this.opts.platform(job, req) : Promise.resolve({
+          status: 503,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            error: "The platform API is not available to this worker",
+            code: "platform_unavailable",
+          }),
+        }),
+    };
+  }
+
+  #onCancel(payload: string): void {
+    const [jobId, workerId] = payload.split(":");
+    if (workerId && workerId !== this.id) return;
+    const slot = this.#slots.get(jobId);
+    if (!slot || slot.stop) return;
+    slot.stop = "cancel";
+    slot.handle?.cancel();
+  }
+
+  #onTerminate(payload: string): void {
+    const slot = this.#slots.get(payload.trim());
+    if (!slot || slot.stop === "terminate") return;
+    slot.stop = "terminate";
+    slot.handle?.terminate("Terminated by an administrator");
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#state === "stopped" || this.#state === "new") return;
+    const { sql } = this.opts;
+    try {
+      const status = this.#state === "running" && !this.#recycled ? "active" : "draining";
+      const alive = await workerHeartbeat(sql, this.id, this.#slots.size, status);
+      if (!alive) {
+        // Declared dead (we were silent too long): our jobs are someone else's now.
+        for (const slot of this.#slots.values()) {
+          slot.stop ??= "lost";
+          slot.handle?.terminate("The worker was declared dead");
+        }
+        this.#recycle("the rescuer declared this worker dead");
+        return;
+      }
+      // Safety net for a cancel notification missed while the LISTEN connection was down.
+      const lost = await jobListLostOfWorker(sql, this.id, [...this.#slots.keys()]);
+      for (const id of lost) {
+        const slot = this.#slots.get(id);
+        if (!slot || slot.stop) continue;
+        slot.stop = "lost";
+        slot.handle?.cancel();
+      }
+    } catch (e) {
+      console.error(`Worker ${this.name}: heartbeat failed: ${coerceError(e).message}`);
+    }
+  }
+
+  #recycle(reason: string): void {
+    if (this.#recycled !== null) return;
+    this.#recycled = reason;
+    this.#wake(); // the claim loop sees the reason and ends
+    console.error(`Worker ${this.name}: recycling the process: ${reason}`);
+    this.opts.onRecycle?.(reason);
+  }
+}
+
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown";
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * Runs `embedded_worker_count` worker processes of this program and keeps them running.
+ *
+ * Each child gets a V8 heap cap (`--max-old-space-size`), because a job that exhausts its
+ * heap aborts its whole process (DESIGN.md): the cap makes that one worker process, never the
+ * API. When a child exits without stopping cleanly, the supervisor records the attempts of
+ * the jobs it held as failed ("worker process crashed (out of memory?)"), so they retry at
+ * once instead of waiting for the heartbeat timeout, and starts a replacement: at once after
+ * a deliberate recycle, with exponential backoff after crashes in a row.
+ */
+import type { Config } from "../config.ts";
+import { createPool, type Sql } from "../db/pool.ts";
+import { coerceError } from "../errors.ts";
+import { workerRescueById } from "../queue/worker_queries.ts";
+import { RECYCLE_EXIT_CODE, WORKER_BOOT_ENV, type WorkerBoot } from "./boot.ts";
+
+export const WORKER_CRASHED = "worker process crashed (out of memory?)";
+
+const ROOT = new URL("../../", import.meta.url);
+/** A child that ran this long before crashing resets the backoff. */
+const HEALTHY_AFTER_MS = 60_000;
+const MAX_BACKOFF_MS = 30_000;
+
+export interface SupervisorOptions {
+  config: Config;
+  databaseUrl: string;
+  jwtSecret: string;
+  /** Program and arguments of a worker process; default `main.ts worker` of this checkout. */
+  entry?: string;
+  args?: string[];
+  /** Extra environment of the children. */
+  env?: Record<string, string>;
+  /** Child output; default: inherited from this process. */
+  stdio?: "inherit" | "null";
+  /** Called after a child exits (tests, logs). */
+  onExit?: (e: { workerId: string; pid: number; code: number; signal: string | null }) => void;
+}
+
+interface Child {
+  slot: number;
+  workerId: string;
+  process: Deno.ChildProcess;
+  startedAt: number;
+  exited: Promise<void>;
+}
+
+export class WorkerSupervisor {
+  #children = new Map<number, Child>();
+  #crashes = new Map<number, number>();
+  #restarts = new Set<ReturnType<typeof setTimeout>>();
+  #sql: Sql | null = null;
+  #state: "new" | "running" | "stopping" | "stopped" = "new";
+  #stopping: Promise<void> | null = null;
+
+  constructor(private readonly opts: SupervisorOptions) {}
+
+  /** Current children (pid and worker id), for tests and the admin view. */
+  get workers(): { pid: number; workerId: string }[] {
+    return [...this.#children.values()].map((c) => ({ pid: c.process.pid, workerId: c.workerId }));
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "new") return;
+    this.#state = "running";
+    const jobs = this.opts.config.jobs;
+    if (!jobs.enabled || jobs.workerMode === "disabled") return;
+    this.#sql = createPool(this.opts.databaseUrl, {
+      max: 2,
+      applicationName: "fluxbase-supervisor",
+    });
+    for (let slot = 0; slot < jobs.embeddedWorkerCount; slot++) this.#spawn(slot);
+    await Promise.resolve();
+  }
+
+  /** SIGTERM to every child (they drain within shutdown_grace), SIGKILL after. Safe twice. */
+  stop(): Promise<void> {
+    if (this.#state === "new") this.#state = "stopped";
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#state = "stopping";
+    for (const t of this.#restarts) clearTimeout(t);
+    this.#restarts.clear();
+    const children = [...this.#children.values()];
+    for (const c of children) signal(c.process, "SIGTERM");
+    const deadline = this.opts.config.jobs.shutdownGraceMs + 10_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, deadline)));
+    await Promise.race([Promise.all(children.map((c) => c.exited)), timeout]);
+    clearTimeout(timer);
+    for (const c of this.#children.values()) signal(c.process, "SIGKILL");
+    await Promise.all(children.map((c) => c.exited));
+    await this.#sql?.end({ timeout: 2 }).catch(() => {});
+    this.#sql = null;
+    this.#state = "stopped";
+  }
+
+  /** Kills one child as a crash would (tests of crash recovery). */
+  kill(pid: number, sig: Deno.Signal = "SIGKILL"): void {
+    for (const c of this.#children.values()) if (c.process.pid === pid) signal(c.process, sig);
+  }
+
+  #spawn(slot: number): void {
+    const { config, databaseUrl, jwtSecret } = this.opts;
+    const workerId = crypto.randomUUID();
+    const boot: WorkerBoot = {
+      id: workerId,
+      name: `worker-${slot + 1}-${workerId.slice(0, 8)}`,
+      config,
+      databaseUrl,
+      jwtSecret,
+    };
+    const entry = this.opts.entry ?? new URL("main.ts", ROOT).pathname;
+    const command = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...workerFlags(config.jobs.workerMemoryMb),
+        entry,
+        ...(this.opts.args ?? (this.opts.entry ? [] : ["worker"])),
+      ],
+      env: {
+        ...this.opts.env,
+        [WORKER_BOOT_ENV]: JSON.stringify(boot),
+        // For an entry that loads its configuration the usual way (main.ts worker): the same
+        // database and secret as this process, never an embedded PostgreSQL of its own.
+        DATABASE_URL: databaseUrl,
+        FLUXBASE_AUTH_JWT_SECRET: jwtSecret,
+      },
+      stdin: "null",
+      stdout: this.opts.stdio ?? "inherit",
+      stderr: this.opts.stdio ?? "inherit",
+    });
+    const process = command.spawn();
+    const child: Child = {
+      slot,
+      workerId,
+      process,
+      startedAt: Date.now(),
+      exited: Promise.resolve(),
+    };
+    child.exited = process.status.then((status) => this.#onExit(child, status));
+    this.#children.set(slot, child);
+  }
+
+  async #onExit(child: Child, status: Deno.CommandStatus): Promise<void> {
+    this.#children.delete(child.slot);
+    this.opts.onExit?.({
+      workerId: child.workerId,
+      pid: child.process.pid,
+      code: status.code,
+      signal: status.signal,
+    });
+    // Whatever the exit, jobs still marked running under this worker will never finish there.
+    // After a clean exit there are none and this changes nothing.
+    if (this.#sql) {
+      const reason = status.code === 0 || status.code === RECYCLE_EXIT_CODE
+        ? "worker process exited while running the job"
+        : WORKER_CRASHED;
+      await workerRescueById(this.#sql, child.workerId, reason, this.opts.config.jobs).catch(
+        (e) =>
+          console.error(`Rescue of worker ${child.workerId} failed: ${coerceError(e).message}`),
+      );
+    }
+    if (this.#state !== "running") return;
+    let delay = 0;
+    if (status.code !== RECYCLE_EXIT_CODE) {
+      const healthy = Date.now() - child.startedAt > HEALTHY_AFTER_MS;
+      const crashes = healthy ? 1 : (this.#crashes.get(child.slot) ?? 0) + 1;
+      this.#crashes.set(child.slot, crashes);
+      delay = Math.min(MAX_BACKOFF_MS, 100 * 2 ** (crashes - 1));
+      console.error(
+        `Worker process ${child.process.pid} exited (code ${status.code}` +
+          `${status.signal ? `, signal ${status.signal}` : ""}); restarting in ${delay} ms`,
+      );
+    }
+    const timer = setTimeout(() => {
+      this.#restarts.delete(timer);
+      if (this.#state === "running") this.#spawn(child.slot);
+    }, delay);
+    this.#restarts.add(timer);
+  }
+}
+
+/**
+ * Flags of a worker process: its heap cap, no prompts (a worker with a terminal could
+ * otherwise be granted permissions interactively), and only the permissions a job can be
+ * granted (an isolate can narrow its parent's permissions, never widen them) plus sys for
+ * the hostname. No ffi.
+ */
+export function workerFlags(memoryMb: number): string[] {
+  return [
+    `--v8-flags=--max-old-space-size=${memoryMb}`,
+    "--no-prompt",
+    `--config=${new URL("deno.json", ROOT).pathname}`,
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    "--allow-run",
+    "--allow-sys",
+    "--allow-import",
+  ];
+}
+
+function signal(p: Deno.ChildProcess, sig: Deno.Signal): void {
+  try {
+    p.kill(sig);
+  } catch {
+    // Already exited.
+  }
+}
