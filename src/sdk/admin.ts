@@ -1,6 +1,7 @@
 /** `client.admin.jobs`: every user's jobs, statistics, workers and job functions. */
 import { type HttpClient, mapData, seg } from "./http.ts";
 import type {
+  FluxbaseListResponse,
   FluxbaseResponse,
   Job,
   JobFunction,
@@ -62,7 +63,7 @@ export class AdminJobsClient {
    */
   async listJobs(
     filters: AdminListJobsOptions = {},
-  ): Promise<FluxbaseResponse<Job[]> & { count?: number }> {
+  ): Promise<FluxbaseListResponse<Job>> {
     const r = await this.#http.request<{ jobs: Job[]; total?: number }>("GET", `${BASE}/queue`, {
       query: {
         status: filters.status,
@@ -74,7 +75,7 @@ export class AdminJobsClient {
         offset: filters.offset,
       },
     });
-    if (r.error) return r;
+    if (r.error) return { data: null, error: r.error };
     return { data: r.data.jobs ?? [], error: null, count: r.data.total };
   }
 

@@ -2,6 +2,7 @@
 import { type HttpClient, mapData, seg } from "./http.ts";
 import {
   FluxbaseError,
+  type FluxbaseListResponse,
   type FluxbaseResponse,
   type Job,
   type JobLogLine,
@@ -113,7 +114,7 @@ export class JobsClient {
    * jobs?.forEach((job) => console.log(`${job.job_name}: ${job.status}`));
    * ```
    */
-  async list(opts: ListJobsOptions = {}): Promise<FluxbaseResponse<Job[]> & { count?: number }> {
+  async list(opts: ListJobsOptions = {}): Promise<FluxbaseListResponse<Job>> {
     const r = await this.#http.request<{ jobs: Job[]; total?: number }>("GET", "/api/v1/jobs", {
       query: {
         status: opts.status,
@@ -123,7 +124,7 @@ export class JobsClient {
         offset: opts.offset,
       },
     });
-    if (r.error) return r;
+    if (r.error) return { data: null, error: r.error };
     return { data: r.data.jobs ?? [], error: null, count: r.data.total };
   }
 

@@ -50,6 +50,7 @@ export {
 export {
   type FetchLike,
   FluxbaseError,
+  type FluxbaseListResponse,
   type FluxbaseResponse,
   type Job,
   type JobFunction,

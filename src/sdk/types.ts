@@ -144,5 +144,10 @@ export type FluxbaseResponse<T> =
   | { data: T; error: null }
   | { data: null; error: FluxbaseError };
 
+/** A list result: `data` is the array of this page, `count` the total that match. */
+export type FluxbaseListResponse<T> =
+  | { data: T[]; error: null; count?: number }
+  | { data: null; error: FluxbaseError; count?: undefined };
+
 /** A `fetch`-compatible function; pass your own to route requests (job isolates do). */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
