@@ -1,0 +1,178 @@
+/**
+ * Warm, permissioned isolates for job functions. Creating a Worker and loading a handler costs
+ * tens of milliseconds, posting a job to a live one well under one (DESIGN.md; figures from
+ * tests/isolate_pool_test.ts), so isolates are kept per (function, version, permissions) and
+ * reused for the next job of that function, one job at a time each.
+ */
+import { Execution } from "./execution.ts";
+import { IsolateHost } from "./isolate_host.ts";
+import { materializeBundle, type MaterializedBundle } from "./materialize.ts";
+import type {
+  FunctionBundle,
+  JobRun,
+  RunHandle,
+  RunHooks,
+  RunLimits,
+  RunOutcome,
+} from "./types.ts";
+
+export interface IsolatePoolOptions {
+  /** An idle isolate is stopped after this long (default 60 s). */
+  idleTtlMs?: number;
+  /** Idle isolates kept per function version (default 2); more are stopped when released. */
+  maxIdlePerFunction?: number;
+  /** How long a stopping isolate has to answer a ping before it counts as stuck (default 250 ms). */
+  stuckPingMs?: number;
+  /** Parent of the per-bundle temporary directories (default: the system temp dir). */
+  tempDir?: string;
+}
+
+interface BundleFiles {
+  files: Promise<MaterializedBundle>;
+  isolates: number;
+}
+
+export class IsolatePool {
+  readonly #idleTtlMs: number;
+  readonly #maxIdle: number;
+  readonly #stuckPingMs: number;
+  readonly #tempDir: string | undefined;
+  readonly #idle = new Map<string, IsolateHost[]>();
+  readonly #idleTimers = new Map<IsolateHost, ReturnType<typeof setTimeout>>();
+  readonly #bundles = new Map<string, BundleFiles>();
+  readonly #running = new Set<Execution>();
+  #closed = false;
+
+  constructor(options: IsolatePoolOptions = {}) {
+    this.#idleTtlMs = options.idleTtlMs ?? 60_000;
+    this.#maxIdle = options.maxIdlePerFunction ?? 2;
+    this.#stuckPingMs = options.stuckPingMs ?? 250;
+    this.#tempDir = options.tempDir;
+  }
+
+  run(bundle: FunctionBundle, job: JobRun, hooks: RunHooks, limits: RunLimits): RunHandle {
+    const execution = new Execution(bundle, job, hooks, limits);
+    if (this.#closed) execution.terminate("The isolate pool is shut down");
+    this.#running.add(execution);
+    const done = this.#drive(execution).finally(() => this.#running.delete(execution));
+    return {
+      done,
+      cancel: () => execution.cancel(),
+      terminate: (reason: string) => execution.terminate(reason),
+    };
+  }
+
+  /** Isolates alive now: idle (warm) and running a job. */
+  stats(): { idle: number; running: number } {
+    let idle = 0;
+    for (const list of this.#idle.values()) idle += list.length;
+    return { idle, running: this.#running.size };
+  }
+
+  /** Terminates running jobs ("The isolate pool is shut down") and every isolate; safe twice. */
+  async shutdown(): Promise<void> {
+    this.#closed = true;
+    for (const execution of this.#running) execution.terminate("The isolate pool is shut down");
+    await Promise.allSettled([...this.#running].map((e) => e.ended));
+    const idle = [...this.#idle.values()].flat();
+    this.#idle.clear();
+    await Promise.all(idle.map((host) => this.#dispose(host, false)));
+    await Promise.all([...this.#bundles.values()].map(async (b) => (await b.files).remove()));
+    this.#bundles.clear();
+  }
+
+  async #drive(execution: Execution): Promise<RunOutcome> {
+    let host: IsolateHost | null = null;
+    if (!execution.settled) {
+      try {
+        host = this.#takeIdle(execution.bundle) ?? await this.#create(execution.bundle);
+        if (!execution.settled) await execution.start(host);
+      } catch (e) {
+        const error = `Cannot start an isolate for "${execution.bundle.name}": ${
+          (e as Error).message
+        }`;
+        execution.terminate(error);
+      }
+    }
+    const { outcome, disposal } = await execution.ended;
+    let isolateStuck = false;
+    if (host) {
+      if (disposal === "reuse" && !this.#closed) this.#release(host);
+      else isolateStuck = await this.#dispose(host, disposal === "stop");
+    }
+    return { ...outcome, isolateStuck } as RunOutcome;
+  }
+
+  #takeIdle(bundle: FunctionBundle): IsolateHost | null {
+    const host = this.#idle.get(isolateKey(bundle))?.pop() ?? null;
+    if (host) {
+      clearTimeout(this.#idleTimers.get(host));
+      this.#idleTimers.delete(host);
+    }
+    return host;
+  }
+
+  async #create(bundle: FunctionBundle): Promise<IsolateHost> {
+    const versionKey = `${bundle.id}@${bundle.version}`;
+    let files = this.#bundles.get(versionKey);
+    if (!files) {
+      files = { files: materializeBundle(bundle, this.#tempDir), isolates: 0 };
+      this.#bundles.set(versionKey, files);
+    }
+    files.isolates++;
+    try {
+      const { mainUrl, rewriteTrace } = await files.files;
+      const name = `fluxbase:${bundle.namespace}/${bundle.name}@${bundle.version}`;
+      return new IsolateHost(isolateKey(bundle), mainUrl, name, bundle.permissions, rewriteTrace);
+    } catch (e) {
+      await this.#forgetIsolate(versionKey);
+      throw e;
+    }
+  }
+
+  #release(host: IsolateHost) {
+    const list = this.#idle.get(host.key) ?? [];
+    if (list.length >= this.#maxIdle) {
+      void this.#dispose(host, false);
+      return;
+    }
+    list.push(host);
+    this.#idle.set(host.key, list);
+    const timer = setTimeout(() => {
+      const current = this.#idle.get(host.key);
+      const index = current?.indexOf(host) ?? -1;
+      if (index >= 0) current!.splice(index, 1);
+      this.#idleTimers.delete(host);
+      void this.#dispose(host, false);
+    }, this.#idleTtlMs);
+    // Idle isolates must not keep the process alive.
+    Deno.unrefTimer(timer);
+    this.#idleTimers.set(host, timer);
+  }
+
+  /** Stops an isolate; returns true when it did not answer (it may still burn a core). */
+  async #dispose(host: IsolateHost, checkStuck: boolean): Promise<boolean> {
+    const { stuck } = await host.stop(checkStuck ? this.#stuckPingMs : null);
+    await this.#forgetIsolate(host.key.split("\0", 1)[0]);
+    return stuck;
+  }
+
+  async #forgetIsolate(versionKey: string) {
+    const files = this.#bundles.get(versionKey);
+    if (!files) return;
+    files.isolates--;
+    if (files.isolates <= 0) {
+      this.#bundles.delete(versionKey);
+      await (await files.files).remove();
+    }
+  }
+}
+
+/** Isolates are shared by jobs of the same function version with the same permissions. */
+function isolateKey(bundle: FunctionBundle): string {
+  const p = bundle.permissions;
+  const grants = ["net", "env", "read", "write", "run"].map((k) =>
+    JSON.stringify(p[k as keyof typeof p] ?? false)
+  );
+  return `${bundle.id}@${bundle.version}\0${grants.join(",")}`;
+}
