@@ -67,6 +67,13 @@ export async function functionGet(
   return row ?? null;
 }
 
+export async function functionGetById(q: Q, id: string): Promise<FunctionRow | null> {
+  const [row] = await q.unsafe<FunctionRow[]>(`select ${META} from jobs.functions where id = $1`, [
+    id,
+  ]);
+  return row ?? null;
+}
+
 export async function functionList(q: Q, namespace: string | null): Promise<FunctionRow[]> {
   return await q.unsafe<FunctionRow[]>(
     `select ${META} from jobs.functions where $1::text is null or namespace = $1

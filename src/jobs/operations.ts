@@ -5,7 +5,9 @@
 import type { AuthContext } from "../auth/context.ts";
 import { asUser } from "../db/as_user.ts";
 import type { Sql, Tx } from "../db/pool.ts";
-import { ConflictError, NotFoundError } from "../errors.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
+import { functionGetById } from "../functions/function_queries.ts";
+import { assertRoleAllowed } from "./submit.ts";
 import {
   type Job,
   jobCancelIfActive,
@@ -56,33 +58,42 @@ export function cancelJob(
  * A new pending job with the same function, payload and owner. `retry` takes failed or
  * cancelled jobs; `resubmit` (admin) any finished job.
  */
-export function copyJob(
+export async function copyJob(
   sql: Sql,
   auth: AuthContext,
   id: string,
   mode: "retry" | "resubmit",
 ): Promise<Job> {
   const allowed = mode === "retry" ? ["failed", "cancelled"] : ["completed", "failed", "cancelled"];
-  return asUser(sql, auth, async (tx) => {
-    const job = await visibleJob(tx, id);
-    if (!allowed.includes(job.status)) {
-      throw new ConflictError(
-        `Cannot ${mode} job "${id}": it is ${job.status}; only ${allowed.join(" or ")} jobs can be`,
-        { status: job.status },
-        "invalid_job_state",
-      );
-    }
-    const [fn] = await tx<{ version: number; progress_timeout_seconds: number | null }[]>`
-      select version, progress_timeout_seconds from jobs.functions where id = ${job.function_id}`;
-    if (!job.function_id || !fn) {
-      throw new ConflictError(
-        `Cannot ${mode} job "${id}": its function "${job.job_name}" no longer exists`,
-        undefined,
-        "function_not_found",
-      );
-    }
-    return await jobInsert(tx, {
-      function_id: job.function_id,
+  const job = await getJob(sql, auth, id);
+  if (!allowed.includes(job.status)) {
+    throw new ConflictError(
+      `Cannot ${mode} job "${id}": it is ${job.status}; only ${allowed.join(" or ")} jobs can be`,
+      { status: job.status },
+      "invalid_job_state",
+    );
+  }
+  // Function code and settings are not readable by users under RLS: look them up with the
+  // server's connection, as submit does, then insert under the caller's claims.
+  const fn = job.function_id ? await functionGetById(sql, job.function_id) : null;
+  if (!fn) {
+    throw new ConflictError(
+      `Cannot ${mode} job "${id}": its function "${job.job_name}" no longer exists`,
+      undefined,
+      "function_not_found",
+    );
+  }
+  if (!fn.enabled) {
+    throw new ForbiddenError(
+      `Cannot ${mode} job "${id}": function "${fn.name}" is disabled`,
+      undefined,
+      "function_disabled",
+    );
+  }
+  assertRoleAllowed(fn, auth.role, fn.name);
+  return await asUser(sql, auth, (tx) =>
+    jobInsert(tx, {
+      function_id: fn.id,
       function_version: fn.version,
       job_name: job.job_name,
       namespace: job.namespace,
@@ -91,12 +102,11 @@ export function copyJob(
       created_by: job.created_by,
       user_role: job.user_role,
       user_email: job.user_email,
-      max_retries: job.max_retries,
-      timeout_seconds: job.timeout_seconds ?? 300,
+      max_retries: fn.max_retries,
+      timeout_seconds: fn.timeout_seconds,
       progress_timeout_seconds: fn.progress_timeout_seconds,
       scheduled_at: null,
-    });
-  });
+    }));
 }
 
 export function getJobLogs(
