@@ -302,6 +302,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   for (const [field, s] of Object.entries(SERVER_SETTINGS)) server[field] = read(s);
 
   reportUnknownKeys(yaml, known, file, problems);
+  reportUnknownEnv(env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const host = (server.host as string | undefined) ?? "127.0.0.1";
@@ -326,6 +327,21 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     jobs: jobs as unknown as JobsConfig,
     realtime: rt as unknown as RealtimeConfig,
   };
+}
+
+/** A misspelt FLUXBASE_JOBS_* or FLUXBASE_REALTIME_* variable would otherwise be ignored. */
+function reportUnknownEnv(env: Record<string, string>, problems: string[]) {
+  const known = new Set(
+    [...Object.values(JOB_SETTINGS), ...Object.values(REALTIME_SETTINGS)].flatMap((s) => s.env),
+  );
+  known.add("FLUXBASE_JOBS_WORKERS");
+  for (const name of Object.keys(env)) {
+    if (/^FLUXBASE_(JOBS|REALTIME)_/.test(name) && !known.has(name)) {
+      const prefix = name.startsWith("FLUXBASE_JOBS_") ? "FLUXBASE_JOBS_" : "FLUXBASE_REALTIME_";
+      const allowed = [...known].filter((k) => k.startsWith(prefix)).join(", ");
+      problems.push(`environment variable ${name}: unknown setting; known: ${allowed}`);
+    }
+  }
 }
 
 function defaultFile(): string | null {
