@@ -110,3 +110,36 @@ Deno.test("HTTP: bad tokens get 401 JSON, never 500; apikey header works", async
     await server.stop();
   }
 });
+
+Deno.test("FLUXBASE_AUTH_JWKS_URL: RS256 tokens of an identity provider are accepted", async () => {
+  const { generateKeyPair, exportJWK } = await import("jose");
+  const { privateKey, publicKey } = await generateKeyPair("RS256");
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
+  const idp = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => Response.json({ keys: [jwk] }),
+  );
+  try {
+    const jwks = createTokenVerifier({
+      secret: SECRET,
+      jwksUrl: `http://127.0.0.1:${idp.addr.port}/.well-known/jwks.json`,
+    });
+    const token = await new SignJWT({ sub: "idp|7", email: "u@idp.example" })
+      .setProtectedHeader({ alg: "RS256", kid: "k1" }).setExpirationTime("5m").sign(privateKey);
+    const ctx = await jwks.verify(token);
+    assert.equal(ctx.userId, "idp|7");
+    assert.equal(ctx.role, "authenticated");
+    // Without a JWKS URL the same token is refused.
+    await assert.rejects(() => verifier.verify(token), /algorithm "RS256" is not accepted/);
+    // Signed by another key with the same kid: refused.
+    const other = await generateKeyPair("RS256");
+    const forged = await new SignJWT({ sub: "idp|7" }).setProtectedHeader({
+      alg: "RS256",
+      kid: "k1",
+    })
+      .setExpirationTime("5m").sign(other.privateKey);
+    await assert.rejects(() => jwks.verify(forged), /signature/);
+  } finally {
+    await idp.shutdown();
+  }
+});
