@@ -67,6 +67,8 @@ export class ChangeListener {
   #timers: ReturnType<typeof setInterval>[] = [];
   #busy: Promise<void> | null = null;
   #again = false;
+  /** Which feeds have news: a notification names its channel; a poll checks both. */
+  #dirty = { changes: true, logs: true };
   #lastError: Error | null = null;
 
   constructor(options: ListenerOptions) {
@@ -106,10 +108,10 @@ export class ChangeListener {
     // postgres.js calls the third argument on the first LISTEN and again after each
     // reconnect of the listening connection; a second call means notifications were missed.
     let changeListens = 0;
-    await this.#listenSql.listen(CHANGES_CHANNEL, () => this.poke(), () => {
+    await this.#listenSql.listen(CHANGES_CHANNEL, () => this.poke("changes"), () => {
       if (changeListens++ > 0) this.#recover();
     });
-    await this.#listenSql.listen(LOGS_CHANNEL, () => this.poke());
+    await this.#listenSql.listen(LOGS_CHANNEL, () => this.poke("logs"));
     this.#timers.push(setInterval(() => this.poke(), this.#o.pollIntervalMs));
     this.#timers.push(setInterval(() => this.#cleanup(), this.#o.cleanupIntervalMs));
   }
@@ -126,8 +128,10 @@ export class ChangeListener {
   }
 
   /** Reads whatever is new now (notification, poll, or a caller that knows of a write). */
-  poke(): Promise<void> {
+  poke(feed?: "changes" | "logs"): Promise<void> {
     if (!this.#running) return Promise.resolve();
+    if (feed !== "logs") this.#dirty.changes = true;
+    if (feed !== "changes") this.#dirty.logs = true;
     if (this.#busy) {
       this.#again = true;
       return this.#busy;
@@ -136,13 +140,16 @@ export class ChangeListener {
       try {
         do {
           this.#again = false;
-          await this.#readChanges();
-          await this.#readLogs();
+          const dirty = this.#dirty;
+          this.#dirty = { changes: false, logs: false };
+          if (dirty.changes) await this.#readChanges();
+          if (dirty.logs) await this.#readLogs();
         } while (this.#again && this.#running);
         this.#lastError = null;
       } catch (e) {
         // The database is unreachable or restarting; the next poll tries again.
         this.#lastError = coerceError(e);
+        this.#dirty = { changes: true, logs: true };
       } finally {
         this.#busy = null;
       }
