@@ -383,3 +383,107 @@ Deno.test("jobs.waitFor() resolves from the realtime feed", async () => {
 function latestSubId(sock: FakeSocket): string {
   return sock.lastAck;
 }
+
+Deno.test("acks of access_token and unsubscribe never satisfy a pending subscribe", async () => {
+  const srv = new FakeServer();
+  let pendingSub: Record<string, unknown> | null = null;
+  let sockRef: FakeSocket | null = null;
+  srv.onWs = (msg, sock) => {
+    sockRef = sock;
+    if (msg.type === "subscribe") {
+      if (msg.channel === "first") {
+        sock.send({
+          type: "ack",
+          ref: msg.ref,
+          payload: { subscribed: true, subscription_id: "s1" },
+        });
+      } else pendingSub = msg; // answered later, by the test
+    }
+    if (msg.type === "access_token") {
+      sock.send({ type: "ack", ref: msg.ref, payload: { type: "access_token", updated: true } });
+    }
+  };
+  const c = createClient(srv.url, { apiKey: "k", realtime: fast });
+  try {
+    const a: string[] = [];
+    const b: string[] = [];
+    c.realtime.channel("first").on("*", () => {}).subscribe((s) => a.push(s));
+    await until(() => a.length === 1);
+    c.realtime.channel("second").on("*", () => {}).subscribe((s) => b.push(s));
+    await until(() => pendingSub !== null);
+    c.auth.setSession("new-token");
+    await sockRef!.waitFor((m) => m.type === "access_token");
+    await sleep(100);
+    assert.deepEqual(b, [], "the access_token ack did not count as the subscribe's ack");
+    sockRef!.send({
+      type: "ack",
+      ref: pendingSub!.ref,
+      payload: { subscribed: true, subscription_id: "s2" },
+    });
+    await until(() => b.length === 1);
+    assert.deepEqual(b, ["SUBSCRIBED"]);
+  } finally {
+    c.realtime.disconnect();
+    await srv.close();
+  }
+});
+
+Deno.test("an error echoing a ref fails that subscription only", async () => {
+  const srv = new FakeServer();
+  srv.onWs = (msg, sock) => {
+    if (msg.type !== "subscribe") return;
+    if (msg.channel === "bad") {
+      sock.send({
+        type: "error",
+        ref: msg.ref,
+        error: 'Bad filter "x=zz.1"',
+        code: "invalid_filter",
+      });
+    } else {sock.send({
+        type: "ack",
+        ref: msg.ref,
+        payload: { subscribed: true, subscription_id: "ok" },
+      });}
+  };
+  const c = createClient(srv.url, { apiKey: "k", realtime: fast });
+  try {
+    const good: string[] = [];
+    const bad: Array<[string, string | undefined, string | undefined]> = [];
+    c.realtime.channel("bad").on("postgres_changes", { event: "*", filter: "x=zz.1" }, () => {})
+      .subscribe((s, e) => bad.push([s, e?.code, e?.message]));
+    c.realtime.channel("good").on("*", () => {}).subscribe((s) => good.push(s));
+    await until(() => good.length === 1 && bad.length === 1);
+    assert.deepEqual(good, ["SUBSCRIBED"]);
+    assert.deepEqual(bad, [["CHANNEL_ERROR", "invalid_filter", 'Bad filter "x=zz.1"']]);
+  } finally {
+    c.realtime.disconnect();
+    await srv.close();
+  }
+});
+
+Deno.test("system messages: events_may_be_missed reports a gap, token_expired a CHANNEL_ERROR", async () => {
+  const srv = new FakeServer();
+  const c = createClient(srv.url, { apiKey: "k", realtime: fast });
+  try {
+    const out: Array<[string, string | undefined, string | undefined]> = [];
+    c.realtime.channel("table:jobs.queue").on("*", () => {}).on("INSERT", () => {})
+      .subscribe((s, e, info) => out.push([s, e?.code, info?.gap?.reason]));
+    const sock = await srv.waitForSocket(1);
+    await until(() => out.length === 1);
+    sock.send({
+      type: "system",
+      payload: { event: "events_may_be_missed", message: "listener reconnected", caught_up: true },
+    });
+    await until(() => out.length === 2);
+    sock.send({ type: "system", payload: { event: "token_expired", message: "Token expired" } });
+    await until(() => out.length === 3);
+    assert.deepEqual(out, [
+      ["SUBSCRIBED", undefined, undefined],
+      ["SUBSCRIBED", undefined, "listener reconnected"],
+      ["CHANNEL_ERROR", "token_expired", undefined],
+    ]);
+  } finally {
+    c.realtime.disconnect();
+    await srv.close();
+  }
+});

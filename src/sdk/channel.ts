@@ -111,8 +111,9 @@ export class RealtimeChannel {
 
   /**
    * Starts receiving events. The callback hears `SUBSCRIBED` only once the server has
-   * acknowledged every binding; again (with `info.gap`) after each reconnect; `CHANNEL_ERROR`
-   * with the reason when the server refuses a binding or realtime is unavailable;
+   * acknowledged every binding; again (with `info.gap`) after each reconnect and whenever the
+   * server reports that events may have been missed; `CHANNEL_ERROR` with the reason when the
+   * server refuses a binding, the token expires (code `token_expired`) or realtime is unavailable;
    * `TIMED_OUT` when no ack arrives in time; `CLOSED` after `unsubscribe()`.
    *
    * @example
@@ -192,6 +193,15 @@ export class RealtimeChannel {
       onError: (err) => {
         b.sub = undefined;
         this.#fail(err);
+      },
+      onGap: (gap) => {
+        // One report per channel, from its first binding.
+        if (this.#active && b === this.#bindings[0]) {
+          this.#statusCb?.("SUBSCRIBED", undefined, { gap });
+        }
+      },
+      onSystemError: (err) => {
+        if (this.#active && b === this.#bindings[0]) this.#statusCb?.("CHANNEL_ERROR", err);
       },
       onDisconnect: () => {
         b.acked = false;

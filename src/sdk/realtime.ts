@@ -54,6 +54,10 @@ export interface Subscription {
   /** `gap` is set when this ack follows a reconnect: the span in which events may be lost. */
   onAck(gap: Gap | null): void;
   onError(err: FluxbaseError): void;
+  /** The server says events may have been missed although this socket stayed open. */
+  onGap?(gap: Gap): void;
+  /** The server stopped sending events for a reason other than this subscription. */
+  onSystemError?(err: FluxbaseError): void;
   /** The socket dropped; an ack will follow the automatic resubscribe. */
   onDisconnect?(): void;
   onChange?(payload: ServerChangePayload): void;
@@ -68,6 +72,8 @@ export interface Subscription {
 export interface Gap {
   from: string;
   to: string;
+  /** Why, when the server reported it (its own listener reconnected). */
+  reason?: string;
 }
 
 /** Connection states reported to `onConnectionChange`. */
@@ -185,6 +191,10 @@ export class RealtimeClient {
         opts.onError?.(err);
       },
       onLog: deliver,
+      onGap: () => {
+        this.#deps.fetchLogs(jobId, lastLine).then((lines) => lines?.forEach(deliver));
+      },
+      onSystemError: (err) => opts.onError?.(err),
     };
     if (!this.available) {
       queueMicrotask(() => sub.onError(unavailable()));
@@ -204,7 +214,7 @@ export class RealtimeClient {
    * ```
    */
   setAuth(token: string): void {
-    if (this.connected) this.#send({ type: "access_token", token });
+    if (this.connected) this.#send({ type: "access_token", token, ref: this.newRef() });
   }
 
   /**
@@ -254,10 +264,7 @@ export class RealtimeClient {
     if (sub.serverId !== null) {
       this.#byServerId.delete(sub.serverId);
       if (this.connected) {
-        this.#send({
-          type: "unsubscribe",
-          subscription_id: sub.serverId,
-        });
+        this.#send({ type: "unsubscribe", subscription_id: sub.serverId, ref: this.newRef() });
       }
     }
     if (this.#subs.size === 0) this.#closeSocket();
@@ -417,6 +424,9 @@ export class RealtimeClient {
     const payload = (msg.payload ?? {}) as Record<string, unknown>;
     switch (msg.type) {
       case "ack": {
+        // Acks of unsubscribe and access_token carry no `subscribed`; they answer nothing pending.
+        if (payload.subscribed === false || payload.unsubscribed === true) return;
+        if (payload.type === "access_token") return;
         const sub = this.#takePending(msg.ref ?? payload.ref);
         if (!sub) return;
         const sid = payload.subscription_id ?? msg.subscription_id;
@@ -456,6 +466,21 @@ export class RealtimeClient {
         }
         return;
       }
+      case "system": {
+        // The server's own feed broke (its database listener reconnected) or our token
+        // expired: tell every subscription, as after a reconnect of our socket.
+        const event = String(payload.event ?? "");
+        const message = typeof payload.message === "string" ? payload.message : event;
+        if (event === "events_may_be_missed") {
+          const now = new Date().toISOString();
+          for (const s of this.#subs.values()) s.onGap?.({ from: now, to: now, reason: message });
+        } else if (event === "token_expired") {
+          const err = new FluxbaseError(message, 401, "token_expired");
+          for (const s of this.#subs.values()) s.onSystemError?.(err);
+          this.#emit("open", { error: message });
+        }
+        return;
+      }
       case "postgres_changes": {
         const p = payload as unknown as ServerChangePayload;
         const ref = p.subscription_id !== undefined
@@ -484,9 +509,12 @@ export class RealtimeClient {
   /** The pending subscription an ack or error answers: by `ref` if echoed, else the oldest. */
   #takePending(ref: unknown): Subscription | undefined {
     let key: string | undefined;
-    if (ref !== undefined && ref !== null && this.#pending.includes(String(ref))) {
+    if (ref !== undefined && ref !== null) {
+      // An echoed ref that is not pending answers another message (e.g. access_token).
+      if (!this.#pending.includes(String(ref))) return undefined;
       key = String(ref);
     } else {
+      // Servers that do not echo refs answer in order.
       key = this.#pending[0];
     }
     if (key === undefined) return undefined;
