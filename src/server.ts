@@ -12,6 +12,10 @@ import { createPool, type Sql } from "./db/pool.ts";
 import { fromLoaded, syncFunctions } from "./functions/deploy.ts";
 import { loadFunctionsDir } from "./functions/loader.ts";
 import { createApp } from "./http/app.ts";
+import { Rescuer } from "./queue/rescuer.ts";
+import { CronScheduler } from "./queue/scheduler.ts";
+import { RealtimeHub } from "./realtime/hub.ts";
+import { WorkerSupervisor } from "./worker/supervisor.ts";
 
 export interface RunningServer {
   url: string;
@@ -26,6 +30,8 @@ export interface RunningServer {
 
 export interface StartOptions {
   log?: (line: string) => void;
+  /** Output of worker processes: inherited (default) or discarded (tests). */
+  workerStdio?: "inherit" | "null";
 }
 
 /** The database URL: DATABASE_URL, or an embedded PostgreSQL started under the data dir. */
@@ -63,14 +69,40 @@ export async function startServer(
     });
     if (config.jobs.enabled && config.jobs.autoLoadOnBoot) await loadJobsDir(sql, config, log);
 
-    const app = createApp({ config, sql, verifier });
+    const realtime = new RealtimeHub({ config, sql, databaseUrl: db.url, verifier });
+    await realtime.start();
+    stops.push(() => realtime.stop());
+    const app = createApp({ config, sql, verifier, realtime });
     const server = Deno.serve({
       hostname: config.host,
       port: config.port,
       onListen: () => {},
     }, app.fetch);
-    stops.push(() => server.shutdown());
+    // Pushed before the hub's stop, so sockets close before the HTTP server drains.
+    stops.splice(stops.length - 1, 0, () => server.shutdown());
     const port = server.addr.port;
+
+    if (config.jobs.enabled) {
+      // Every process rescues the jobs of dead workers: the writes are guarded, so two
+      // rescuers never double-charge an attempt.
+      const rescuer = new Rescuer({ sql, config: config.jobs });
+      rescuer.start();
+      stops.push(() => rescuer.stop());
+      const scheduler = new CronScheduler({ sql });
+      scheduler.start();
+      stops.push(() => scheduler.stop());
+      if (config.jobs.workerMode === "embedded" && config.jobs.embeddedWorkerCount > 0) {
+        const supervisor = new WorkerSupervisor({
+          config,
+          databaseUrl: db.url,
+          jwtSecret,
+          stdio: options.workerStdio,
+        });
+        await supervisor.start();
+        stops.push(() => supervisor.stop());
+        log(`Started ${config.jobs.embeddedWorkerCount} worker processes`);
+      }
+    }
     const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
     const keys = await apiKeys(jwtSecret);
     let stopped = false;
