@@ -51,6 +51,31 @@ Deno.test({
         assert.deepEqual(job.result, { success: true, processed: 2 });
         jobId = job.id;
       });
+      await t.step(
+        "jobs watch prints progress lines and the result from the realtime feed",
+        async () => {
+          const sub = await cli(
+            [
+              "jobs",
+              "submit",
+              "long-import",
+              "--payload",
+              '{"total":50,"batch_size":10,"delay_ms":150}',
+              "--json",
+            ],
+            env,
+          );
+          const id = JSON.parse(sub.stdout).id;
+          const r = await cli(["jobs", "watch", id, "--timeout", "60"], env);
+          assert.equal(r.code, 0, r.stderr);
+          const lines = r.stdout.trim().split("\n");
+          assert.equal(lines.at(-1), 'Result: {"success":true,"imported":50}');
+          assert.ok(
+            lines.some((l) => /^completed +\[#{30}\] 100% Imported 50\/50$/.test(l)),
+            r.stdout,
+          );
+        },
+      );
       await t.step("jobs get prints key/value lines", async () => {
         const r = await cli(["jobs", "get", jobId], env);
         assert.equal(r.code, 0, r.stderr);
@@ -68,7 +93,7 @@ Deno.test({
           ),
         );
         const j = await cli(["jobs", "list", "--json"], env);
-        assert.equal(JSON.parse(j.stdout).length, 1);
+        assert.equal(JSON.parse(j.stdout).length, 2); // this job and the watched one
       });
       await t.step("jobs logs prints the captured lines", async () => {
         const r = await cli(["jobs", "logs", jobId], env);
