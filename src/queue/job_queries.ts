@@ -42,7 +42,12 @@ export function jobClaimAvailable(
   namespaceLimit: number,
 ): Promise<ClaimedJob[]> {
   return sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(${CLAIM_LOCK_KEY})`;
+    // The planner's row estimates for a queue swing with every batch; a stale "few pending"
+    // estimate picks a scan of every pending row plus a sort (measured: 15 ms for 5000 rows)
+    // where the partial claim index returns the first `limit` rows in order. Forbid the scans
+    // for this transaction only, in the statement that takes the lock (no extra round trip).
+    await tx`select pg_advisory_xact_lock(${CLAIM_LOCK_KEY}),
+      set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`;
     return await tx<ClaimedJob[]>`
       with running as (
         select namespace, count(*)::int as n from jobs.queue
@@ -50,8 +55,8 @@ export function jobClaimAvailable(
       ), locked as (
         select q.id, q.namespace, q.priority, q.created_at from jobs.queue q
         where q.status = 'pending' and q.run_after <= now()
-          and coalesce((select n from running r where r.namespace = q.namespace), 0)
-              < ${namespaceLimit}
+          and q.namespace <> all(array(select namespace from running
+                                       where n >= ${namespaceLimit}))
         order by q.priority desc, q.created_at, q.id
         limit ${limit}
         for update skip locked

@@ -14,7 +14,7 @@ import { coerceError } from "../errors.ts";
 import { buildJobEnv } from "../isolate/env.ts";
 import { IsolatePool } from "../isolate/pool.ts";
 import { Rescuer } from "../queue/rescuer.ts";
-import { RECYCLE_EXIT_CODE, takeWorkerBoot } from "./boot.ts";
+import { RECYCLE_EXIT_CODE, takeWorkerBoot, type WorkerBoot } from "./boot.ts";
 import { JobWorker } from "./job_worker.ts";
 import { createPlatformHandler } from "./platform.ts";
 
@@ -24,10 +24,12 @@ export interface RunWorkerOptions {
   jwtSecret: string;
   /** Default true: end the process when the worker stops. */
   exit?: boolean;
+  /** A supervisor's boot record already taken from the environment (process.ts). */
+  boot?: WorkerBoot | null;
 }
 
 export async function runWorker(opts: RunWorkerOptions): Promise<void> {
-  const boot = takeWorkerBoot();
+  const boot = opts.boot ?? takeWorkerBoot();
   const config = boot?.config ?? opts.config;
   const databaseUrl = boot?.databaseUrl ?? opts.databaseUrl;
   const jwtSecret = boot?.jwtSecret ?? opts.jwtSecret;

@@ -25,7 +25,10 @@ export interface SupervisorOptions {
   config: Config;
   databaseUrl: string;
   jwtSecret: string;
-  /** Program and arguments of a worker process; default `main.ts worker` of this checkout. */
+  /**
+   * Program and arguments of a worker process; default src/worker/process.ts, which takes
+   * everything from the boot record (same as `main.ts worker`, without loading config).
+   */
   entry?: string;
   args?: string[];
   /** Extra environment of the children. */
@@ -112,13 +115,13 @@ export class WorkerSupervisor {
       databaseUrl,
       jwtSecret,
     };
-    const entry = this.opts.entry ?? new URL("main.ts", ROOT).pathname;
+    const entry = this.opts.entry ?? new URL("process.ts", import.meta.url).pathname;
     const command = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         ...workerFlags(config.jobs.workerMemoryMb),
         entry,
-        ...(this.opts.args ?? (this.opts.entry ? [] : ["worker"])),
+        ...(this.opts.args ?? []),
       ],
       env: {
         ...this.opts.env,

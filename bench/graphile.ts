@@ -1,0 +1,69 @@
+/**
+ * graphile-worker 0.18 under the same load: its best configuration on this machine, local
+ * queue plus batched completion, at the same concurrency (the issue quotes ~7,000 jobs/s).
+ */
+import { Logger, makeWorkerUtils, run } from "npm:graphile-worker@0.18.0";
+import type { JobsBenchOptions } from "./jobs.ts";
+import { percentile, type RunFigures, waitUntil } from "./stats.ts";
+
+export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<RunFigures> {
+  const utils = await makeWorkerUtils({ connectionString: url });
+  await utils.migrate();
+  let done = 0;
+  const starts = new Map<string, number>();
+  const runner = await run({
+    connectionString: url,
+    concurrency: opts.concurrency,
+    noHandleSignals: true,
+    pollInterval: 1000,
+    taskList: {
+      noop: (payload: unknown) => {
+        const key = (payload as { key?: string } | null)?.key;
+        if (key) starts.set(key, Date.now());
+        done++;
+        return Promise.resolve();
+      },
+    },
+    // Silent: the bench prints its own lines.
+    logger: new Logger(() => () => {}),
+    preset: {
+      worker: {
+        localQueue: { size: 500 },
+        completeJobBatchDelay: 0,
+        failJobBatchDelay: 0,
+      },
+    },
+  });
+  try {
+    const addMany = (count: number) =>
+      utils.addJobs(
+        Array.from({ length: count }, () => ({ identifier: "noop", payload: {}, maxAttempts: 1 })),
+      );
+    await addMany(opts.concurrency * 10);
+    await waitUntil("graphile warm-up", async () => done === opts.concurrency * 10, 60_000);
+    done = 0;
+    const t0 = performance.now();
+    await addMany(opts.n);
+    await waitUntil("graphile jobs", async () => done === opts.n, 300_000, 5);
+    const seconds = (performance.now() - t0) / 1000;
+
+    const latencies: number[] = [];
+    for (let i = 0; i < opts.latencySamples; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      const key = `k${i}`;
+      const before = Date.now();
+      await utils.addJob("noop", { key }, { maxAttempts: 1 });
+      const started = await waitUntil(
+        "a graphile latency sample",
+        async () => starts.get(key),
+        10_000,
+        1,
+      );
+      latencies.push(started - before);
+    }
+    return { jobsPerSecond: opts.n / seconds, latency: percentile(latencies) };
+  } finally {
+    await runner.stop();
+    await utils.release();
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * Jobs benchmark: Fluxbase worker processes (every job in a permissioned isolate) against
+ * graphile-worker 0.18 on the same PostgreSQL server, same N, same concurrency.
+ *
+ * - throughput: N no-op jobs inserted in one statement, completed jobs/s from the insert to
+ *   the last completion (end to end, after a warm-up batch so isolates are warm);
+ * - latency: with idle workers, one job at a time, from just before the insert to the first
+ *   line of the handler (the handler returns Date.now(); same machine, same clock).
+ *
+ * Environment: BENCH_DATABASE_URL (default DATABASE_URL, else the local PostgreSQL 15),
+ * BENCH_N (10000), BENCH_CONCURRENCY (50), BENCH_WORKERS (Fluxbase worker processes, 1),
+ * BENCH_LATENCY_SAMPLES (200).
+ */
+import postgres from "postgres";
+import { loadConfig } from "../src/config.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { WorkerSupervisor } from "../src/worker/supervisor.ts";
+import { runGraphile } from "./graphile.ts";
+import { percentile, type RunFigures, waitUntil } from "./stats.ts";
+
+export interface JobsBenchOptions {
+  adminUrl: string;
+  n: number;
+  concurrency: number;
+  workers: number;
+  latencySamples: number;
+}
+
+export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
+  return {
+    adminUrl: env.BENCH_DATABASE_URL ?? env.DATABASE_URL ??
+      "postgres://postgres:postgres@127.0.0.1:5432/postgres",
+    n: Number(env.BENCH_N ?? 10_000),
+    concurrency: Number(env.BENCH_CONCURRENCY ?? 50),
+    workers: Number(env.BENCH_WORKERS ?? 1),
+    latencySamples: Number(env.BENCH_LATENCY_SAMPLES ?? 200),
+  };
+}
+
+/** Runs both systems and prints their figures and the ratios; returns the figures. */
+export async function benchJobs(
+  opts: JobsBenchOptions = jobsBenchOptions(),
+): Promise<{ fluxbase: RunFigures; graphile: RunFigures }> {
+  console.log(
+    `jobs: N=${opts.n}, concurrency=${opts.concurrency}, ` +
+      `fluxbase worker processes=${opts.workers}`,
+  );
+  const fluxbase = await withDatabase(
+    opts.adminUrl,
+    "fluxbase_bench",
+    (url) => runFluxbase(url, opts),
+  );
+  print("fluxbase", fluxbase);
+  const graphile = await withDatabase(
+    opts.adminUrl,
+    "graphile_bench",
+    (url) => runGraphile(url, opts),
+  );
+  print("graphile-worker (local queue + batched completion)", graphile);
+  console.log(
+    `  ratio fluxbase/graphile: throughput ${
+      (fluxbase.jobsPerSecond / graphile.jobsPerSecond).toFixed(2)
+    }x, latency p50 ${(fluxbase.latency.p50 / graphile.latency.p50).toFixed(2)}x, ` +
+      `p99 ${(fluxbase.latency.p99 / graphile.latency.p99).toFixed(2)}x`,
+  );
+  return { fluxbase, graphile };
+}
+
+function print(name: string, f: RunFigures) {
+  console.log(
+    `  ${name}: ${Math.round(f.jobsPerSecond)} jobs/s; submit-to-start ` +
+      `p50 ${f.latency.p50.toFixed(1)} ms, p95 ${f.latency.p95.toFixed(1)} ms, ` +
+      `p99 ${f.latency.p99.toFixed(1)} ms`,
+  );
+}
+
+async function withDatabase<T>(
+  adminUrl: string,
+  prefix: string,
+  fn: (url: string) => Promise<T>,
+): Promise<T> {
+  const name = `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  try {
+    return await fn(url.href);
+  } finally {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  }
+}
+
+const NOOP = "export function handler() { return Date.now(); }";
+
+async function runFluxbase(url: string, opts: JobsBenchOptions): Promise<RunFigures> {
+  const sql = postgres(url, { max: 4, onnotice: () => {} });
+  await migrate(sql);
+  await sql`
+    insert into jobs.functions (name, code, code_hash, max_retries)
+    values ('noop', ${NOOP}, 'bench', 0)`;
+  const config = loadConfig({
+    file: null,
+    env: {
+      DATABASE_URL: url,
+      FLUXBASE_AUTH_JWT_SECRET: "bench-secret-0123456789abcdef0123456789abcdef",
+      FLUXBASE_JOBS_EMBEDDED_WORKER_COUNT: String(opts.workers),
+      FLUXBASE_JOBS_MAX_CONCURRENT_PER_WORKER: String(Math.ceil(opts.concurrency / opts.workers)),
+      FLUXBASE_JOBS_MAX_CONCURRENT_PER_NAMESPACE: String(opts.concurrency * 10),
+    },
+  });
+  const supervisor = new WorkerSupervisor({
+    config,
+    databaseUrl: url,
+    jwtSecret: config.jwtSecret!,
+  });
+  await supervisor.start();
+  try {
+    await waitUntil("fluxbase workers to register", async () => {
+      const [{ n }] = await sql`
+        select count(*)::int as n from jobs.workers where status = 'active'`;
+      return n === opts.workers;
+    }, 30_000);
+    const submit = (count: number) =>
+      sql`
+      insert into jobs.queue (function_id, function_version, job_name, payload, max_retries,
+        timeout_seconds, user_role)
+      select f.id, f.version, f.name, '{}'::jsonb, 0, 300, 'service_role'
+      from jobs.functions f, generate_series(1, ${count}) where f.name = 'noop'`;
+    const completed = async () => {
+      const [{ n }] = await sql`
+        select count(*)::int as n from jobs.queue where status = 'completed'`;
+      return n;
+    };
+
+    // Warm-up: every slot gets a warm isolate.
+    await submit(opts.concurrency * 10);
+    await waitUntil("warm-up", async () => (await completed()) === opts.concurrency * 10, 60_000);
+    await sql`delete from jobs.queue`;
+
+    const t0 = performance.now();
+    await submit(opts.n);
+    await waitUntil("all jobs completed", async () => (await completed()) === opts.n, 300_000, 10);
+    const seconds = (performance.now() - t0) / 1000;
+    const [{ failed }] = await sql`
+      select count(*)::int as failed from jobs.queue where status <> 'completed'`;
+    if (failed > 0) throw new Error(`${failed} fluxbase jobs did not complete`);
+    await sql`delete from jobs.queue`;
+
+    const latencies: number[] = [];
+    for (let i = 0; i < opts.latencySamples; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      const before = Date.now();
+      const [{ id }] = await sql`
+        insert into jobs.queue (function_id, function_version, job_name, payload, max_retries,
+          timeout_seconds, user_role)
+        select f.id, f.version, f.name, '{}'::jsonb, 0, 300, 'service_role'
+        from jobs.functions f where f.name = 'noop' returning id`;
+      const started = await waitUntil(
+        "a latency sample",
+        async () => {
+          const [row] = await sql`select status, result from jobs.queue where id = ${id}`;
+          return row.status === "completed" ? Number(row.result) : undefined;
+        },
+        10_000,
+        1,
+      );
+      latencies.push(started - before);
+    }
+    return { jobsPerSecond: opts.n / seconds, latency: percentile(latencies) };
+  } finally {
+    await supervisor.stop();
+    await sql.end();
+  }
+}
