@@ -2,6 +2,7 @@
  * graphile-worker 0.18 under the same load: its best configuration on this machine, local
  * queue plus batched completion, at the same concurrency (the issue quotes ~7,000 jobs/s).
  */
+// deno-lint-ignore no-import-prefix -- a bench-only dependency, kept out of the server's imports
 import { Logger, makeWorkerUtils, run } from "npm:graphile-worker@0.18.0";
 import type { JobsBenchOptions } from "./jobs.ts";
 import { percentile, type RunFigures, waitUntil } from "./stats.ts";
@@ -40,11 +41,15 @@ export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<
         Array.from({ length: count }, () => ({ identifier: "noop", payload: {}, maxAttempts: 1 })),
       );
     await addMany(opts.concurrency * 10);
-    await waitUntil("graphile warm-up", async () => done === opts.concurrency * 10, 60_000);
+    await waitUntil(
+      "graphile warm-up",
+      () => Promise.resolve(done === opts.concurrency * 10),
+      60_000,
+    );
     done = 0;
     const t0 = performance.now();
     await addMany(opts.n);
-    await waitUntil("graphile jobs", async () => done === opts.n, 300_000, 5);
+    await waitUntil("graphile jobs", () => Promise.resolve(done === opts.n), 300_000, 5);
     const seconds = (performance.now() - t0) / 1000;
 
     const latencies: number[] = [];
@@ -55,7 +60,7 @@ export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<
       await utils.addJob("noop", { key }, { maxAttempts: 1 });
       const started = await waitUntil(
         "a graphile latency sample",
-        async () => starts.get(key),
+        () => Promise.resolve(starts.get(key)),
         10_000,
         1,
       );
