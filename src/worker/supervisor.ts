@@ -35,6 +35,11 @@ export interface SupervisorOptions {
   env?: Record<string, string>;
   /** Child output; default: inherited from this process. */
   stdio?: "inherit" | "null";
+  /**
+   * Default true. False leaves dead children's jobs to the heartbeat rescuer, as after a
+   * crash of the whole server (the crash test uses it to take that path).
+   */
+  rescueOnExit?: boolean;
   /** Called after a child exits (tests, logs). */
   onExit?: (e: { workerId: string; pid: number; code: number; signal: string | null }) => void;
 }
@@ -157,7 +162,7 @@ export class WorkerSupervisor {
     });
     // Whatever the exit, jobs still marked running under this worker will never finish there.
     // After a clean exit there are none and this changes nothing.
-    if (this.#sql) {
+    if (this.#sql && this.opts.rescueOnExit !== false) {
       const reason = status.code === 0 || status.code === RECYCLE_EXIT_CODE
         ? "worker process exited while running the job"
         : WORKER_CRASHED;
