@@ -133,10 +133,10 @@ Deno.test("cancellation", async (t) => {
         await new Promise((r) => setTimeout(r, 200));
         const cancelledAt = Date.now();
         await sql`update jobs.queue set status = 'cancelled', completed_at = now() where id = ${id}`;
-        await waitFor("the slot to free", async () => engine.worker.runningCount === 0);
+        await waitFor("the slot to free", () => Promise.resolve(engine.worker.runningCount === 0));
         // Under `deno test` job modules are type-checked as they load, which slows isolates;
-      // the bound is loose here, the isolate tests measure cancellation latency itself.
-      assert.ok(Date.now() - cancelledAt < 5000, "the job stopped");
+        // the bound is loose here, the isolate tests measure cancellation latency itself.
+        assert.ok(Date.now() - cancelledAt < 5000, "the job stopped");
         const job = await getJob(sql, id);
         assert.equal(job.status, "cancelled");
         assert.equal(job.result, null);
@@ -154,7 +154,11 @@ Deno.test("cancellation", async (t) => {
       const [id] = await submitJobs(sql, "stubborn", [{}]);
       await waitForProgress(sql, id);
       await sql`update jobs.queue set status = 'cancelled' where id = ${id}`;
-      await waitFor("the slot to free", async () => engine.worker.runningCount === 0, 6000);
+      await waitFor(
+        "the slot to free",
+        () => Promise.resolve(engine.worker.runningCount === 0),
+        6000,
+      );
       await new Promise((r) => setTimeout(r, 500));
       const job = await getJob(sql, id);
       assert.equal(job.status, "cancelled");
@@ -169,7 +173,11 @@ Deno.test("cancellation", async (t) => {
         await tx`update jobs.queue set status = 'cancelled' where id = ${id}`;
         await tx`select pg_notify('fluxbase_terminate', ${id})`;
       });
-      await waitFor("the slot to free", async () => engine.worker.runningCount === 0, 3000);
+      await waitFor(
+        "the slot to free",
+        () => Promise.resolve(engine.worker.runningCount === 0),
+        3000,
+      );
       assert.ok(Date.now() - t0 < 1000, `terminated in ${Date.now() - t0} ms`);
       assert.equal((await getJob(sql, id)).status, "cancelled");
     });

@@ -72,9 +72,13 @@ Deno.test("a worker declared dead stops its jobs and asks to be recycled", async
     await waitFor("progress", async () => (await getJob(sql, id)).progress);
     await sql`update jobs.workers set status = 'dead' where id = ${engine.worker.id}`;
     await sql`update jobs.queue set status = 'pending', worker_id = null where id = ${id}`;
-    await waitFor("recycle", async () => recycled !== null, 3000);
+    await waitFor("recycle", () => Promise.resolve(recycled !== null), 3000);
     assert.match(recycled!, /declared this worker dead/);
-    await waitFor("the slot to free", async () => engine.worker.runningCount === 0, 3000);
+    await waitFor(
+      "the slot to free",
+      () => Promise.resolve(engine.worker.runningCount === 0),
+      3000,
+    );
     const job = await getJob(sql, id);
     assert.equal(job.status, "pending");
     assert.equal(job.worker_id, null);
