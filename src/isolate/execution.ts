@@ -32,6 +32,7 @@ export class Execution {
   #timers: Array<ReturnType<typeof setTimeout>> = [];
   #progressTimer: ReturnType<typeof setTimeout> | undefined;
   #host: IsolateHost | null = null;
+  #posted = false;
 
   constructor(
     readonly bundle: FunctionBundle,
@@ -69,6 +70,7 @@ export class Execution {
       return;
     }
     host.post({ type: "run", runId: this.runId, job: this.job, cancelFlag: this.#cancelFlag });
+    this.#posted = true;
   }
 
   cancel(): void {
@@ -126,11 +128,14 @@ export class Execution {
         }, "gone");
         return;
       case "fatal": {
+        if (!this.#posted) return; // a module that throws while loading: start() reports it
         const error = `${capitalize(event.what)}: ${event.error.message}`;
         this.#finish({ kind: "failed", error, stack: event.error.stack }, "stop");
         return;
       }
       case "crashed":
+        // Before the run was posted, a crash is the module failing to load (syntax, top-level throw).
+        if (!this.#posted) return;
         this.#finish({
           kind: "failed",
           error: `The isolate crashed: ${event.error.message}`,

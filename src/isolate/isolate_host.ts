@@ -126,6 +126,11 @@ export class IsolateHost {
         this.#pongs.get(message.id)?.();
         this.#pongs.delete(message.id);
         return;
+      case "fatal":
+        // Before "ready", this is the job's module throwing while it is evaluated: the module
+        // graph's evaluation promise rejects, which the entry's unhandledrejection listener sees.
+        this.#resolveReady(message.error);
+        break;
       case "exit":
         this.exited = true;
         this.#resolveReady({

@@ -83,15 +83,17 @@ export class IsolatePool {
 
   async #drive(execution: Execution): Promise<RunOutcome> {
     let host: IsolateHost | null = null;
+    const cannotStart = (e: unknown) =>
+      execution.terminate(
+        `Cannot start an isolate for "${execution.bundle.name}": ${(e as Error).message}`,
+      );
     if (!execution.settled) {
       try {
         host = this.#takeIdle(execution.bundle) ?? await this.#create(execution.bundle);
-        if (!execution.settled) await execution.start(host);
+        // Not awaited: a module that never finishes loading must still time out.
+        if (!execution.settled) execution.start(host).catch(cannotStart);
       } catch (e) {
-        const error = `Cannot start an isolate for "${execution.bundle.name}": ${
-          (e as Error).message
-        }`;
-        execution.terminate(error);
+        cannotStart(e);
       }
     }
     const { outcome, disposal } = await execution.ended;
