@@ -178,7 +178,7 @@ Deno.test("cancellation", async (t) => {
         () => Promise.resolve(engine.worker.runningCount === 0),
         3000,
       );
-      assert.ok(Date.now() - t0 < 1000, `terminated in ${Date.now() - t0} ms`);
+      assert.ok(Date.now() - t0 < 3000, `terminated in ${Date.now() - t0} ms`);
       assert.equal((await getJob(sql, id)).status, "cancelled");
     });
 

