@@ -25,6 +25,12 @@ export interface EmbeddedOptions {
   /** 0 or unset: a free port. */
   port?: number;
   log?: (line: string) => void;
+  /**
+   * Start postgres through `pg_ctl` as a daemon that outlives this process (test runs share
+   * one server across processes; a child process dies with its parent). stop() then leaves
+   * it running; stop it with `pg_ctl stop` or by SIGINT to the pid in postmaster.pid.
+   */
+  detached?: boolean;
 }
 
 const PASSWORD_FILE = "pg_password";
@@ -50,13 +56,31 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     await initdb(pgData, password, runAs);
   }
 
-  const running = await adoptRunningPostmaster(pgData);
-  if (running) {
+  const adopt = async () => {
+    const running = await adoptRunningPostmaster(pgData);
+    if (!running) return null;
     log(`Reusing embedded PostgreSQL already running on port ${running}`);
     return { url: urlFor(running, password), port: running, stop: () => Promise.resolve() };
-  }
+  };
+  const existing = await adopt();
+  if (existing) return existing;
 
   const port = options.port || await freePort();
+  if (options.detached) {
+    try {
+      await startDaemon(pgData, port, runAs);
+    } catch (e) {
+      // Another process may have started it between our check and our start.
+      for (let i = 0; i < 50; i++) {
+        const other = await adopt();
+        if (other) return other;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw e;
+    }
+    log(`Embedded PostgreSQL (daemon) listening on 127.0.0.1:${port}`);
+    return { url: urlFor(port, password), port, stop: () => Promise.resolve() };
+  }
   const child = new Deno.Command(binaries.postgres, {
     args: ["-D", pgData, "-p", String(port), "-k", pgData, "-h", "127.0.0.1", "-c", "fsync=on"],
     stdout: "piped",
@@ -83,6 +107,32 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       await child.status;
     },
   };
+}
+
+async function startDaemon(pgData: string, port: number, runAs: User | null) {
+  const pgCtl = join(dirname(binaries.postgres), "pg_ctl");
+  const out = await new Deno.Command(pgCtl, {
+    args: [
+      "start",
+      "-w",
+      "-t",
+      "60",
+      "-D",
+      pgData,
+      "-l",
+      join(pgData, "server.log"),
+      "-o",
+      `-p ${port} -k ${pgData} -h 127.0.0.1`,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+  }).output();
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    throw new Error(`pg_ctl start failed: ${text.trim()}`);
+  }
 }
 
 function urlFor(port: number, password: string): string {

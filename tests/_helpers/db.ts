@@ -18,11 +18,12 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-// Started at module load, outside any test, so the sanitizers of the first test do not count
-// the server process and its pipes as leaks.
+// A daemon shared by every test process (and reused by the next run), started at module
+// load, outside any test, so no test's sanitizers count it. .ci/run stops it at the end.
 const adminUrl = Deno.env.get("TEST_DATABASE_URL") ?? Deno.env.get("DATABASE_URL") ??
   (await startEmbeddedPostgres({
     dataDir: new URL("../../.fluxbase/test-pg", import.meta.url).pathname,
+    detached: true,
   })).url;
 
 let templateName: Promise<string> | null = null;
