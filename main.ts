@@ -5,7 +5,6 @@
 import { ConfigError, loadConfig } from "./src/config.ts";
 import { resolveJwtSecret } from "./src/auth/secret.ts";
 import { resolveDatabase, startServer } from "./src/server.ts";
-import { WORKER_BOOT_ENV } from "./src/worker/boot.ts";
 import { runWorker } from "./src/worker/main.ts";
 
 async function main(): Promise<number> {
@@ -21,14 +20,9 @@ async function main(): Promise<number> {
   }
   const mode = Deno.args[0] ?? "server";
   if (mode === "worker") {
-    // A worker started by the supervisor gets its configuration, database and secret from
-    // it (runWorker reads the boot record).
-    if (Deno.env.get(WORKER_BOOT_ENV)) {
-      await runWorker({ config, databaseUrl: "", jwtSecret: "" });
-      return 0;
-    }
-    // A standalone one (`deno task worker`) uses DATABASE_URL, or the embedded database of
-    // a server running from the same data directory.
+    // A standalone worker (`deno task worker`; supervised ones run src/worker/process.ts)
+    // uses DATABASE_URL, or the embedded database of a server running from the same data
+    // directory.
     const log = (line: string) => console.log(line);
     const databaseUrl = config.databaseUrl ?? (await resolveDatabase(config, log)).url;
     const jwtSecret = await resolveJwtSecret(config.jwtSecret, config.dataDir);
