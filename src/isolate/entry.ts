@@ -63,6 +63,10 @@ self.onmessage = (event: MessageEvent<HostMessage>) => {
   }
 };
 
+// Module evaluation order puts this line after the whole graph has loaded and before the job's
+// module is evaluated: from here on, an isolate that does not answer a ping runs job code.
+post({ type: "booted" });
+
 /** Called by the generated main module once the job's module has been evaluated. */
 export function start(module: Record<string, unknown>): void {
   const candidate = typeof module.handler === "function" ? module.handler : module.default;

@@ -48,7 +48,6 @@ export class Execution {
         limits.timeoutMs,
       ),
     );
-    this.#armProgressTimer();
   }
 
   get settled(): boolean {
@@ -71,6 +70,8 @@ export class Execution {
     }
     host.post({ type: "run", runId: this.runId, job: this.job, cancelFlag: this.#cancelFlag });
     this.#posted = true;
+    // The job's silence is measured from its start; loading counts against the timeout only.
+    this.#armProgressTimer();
   }
 
   cancel(): void {

@@ -34,6 +34,8 @@ export class IsolateHost {
   readonly ready: Promise<ErrorInfo | null>;
   /** True once the isolate ended by itself (Deno.exit, crash): there is nothing to stop. */
   exited = false;
+  /** True once its module graph has loaded; before that no JavaScript of the job can be running. */
+  booted = false;
   #worker: Worker;
   #listener: ((event: IsolateEvent) => void) | null = null;
   #pongs = new Map<number, () => void>();
@@ -107,7 +109,10 @@ export class IsolateHost {
    */
   async stop(pingTimeoutMs: number | null): Promise<{ stuck: boolean }> {
     if (this.#stopped) return { stuck: false };
-    const stuck = this.exited || pingTimeoutMs === null ? false : !(await this.ping(pingTimeoutMs));
+    // Still loading its modules (compiling, fetching npm packages) is not being stuck:
+    // terminate() stops a Worker that has not begun to evaluate code.
+    const check = !this.exited && this.booted && pingTimeoutMs !== null;
+    const stuck = check ? !(await this.ping(pingTimeoutMs)) : false;
     this.#stopped = true;
     this.#listener = null;
     this.#worker.terminate();
@@ -116,6 +121,9 @@ export class IsolateHost {
 
   #receive(message: IsolateMessage) {
     switch (message.type) {
+      case "booted":
+        this.booted = true;
+        return;
       case "ready":
         this.#resolveReady(null);
         return;

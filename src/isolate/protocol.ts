@@ -19,6 +19,8 @@ export interface ErrorInfo {
 }
 
 export type IsolateMessage =
+  /** The module graph has loaded and the runtime is installed; the job's module evaluates next. */
+  | { type: "booted" }
   /** The function's module loaded and exports a handler. */
   | { type: "ready" }
   /** The module loaded but has no handler (load errors themselves arrive as Worker errors). */
