@@ -85,9 +85,12 @@ CREATE TABLE jobs.queue (
 CREATE INDEX queue_claim_idx ON jobs.queue (priority DESC, created_at, id) WHERE status = 'pending';
 -- Per-user listing, newest first.
 CREATE INDEX queue_created_by_idx ON jobs.queue (created_by, created_at DESC);
--- Admin listing and stats.
-CREATE INDEX queue_status_created_idx ON jobs.queue (status, created_at DESC);
-CREATE INDEX queue_namespace_idx ON jobs.queue (namespace, status);
+-- Admin listing by status. Partial on purpose: the queue's row estimates swing with every
+-- batch, and with an index on status='pending' rows the planner took it for the claim and
+-- sorted every pending row (measured: 11 ms per claim of 50 from 10,000 pending, against
+-- 0.3 ms through queue_claim_idx, whose order is the claim's order).
+CREATE INDEX queue_status_created_idx ON jobs.queue (status, created_at DESC)
+  WHERE status <> 'pending';
 -- Rescue and per-namespace concurrency look at running jobs only.
 CREATE INDEX queue_running_idx ON jobs.queue (worker_id, namespace) WHERE status = 'running';
 
