@@ -6,6 +6,14 @@
  * Claiming is self-clocking: one claim in flight at a time, woken by NOTIFY fluxbase_jobs (a
  * job was submitted or became pending), by a freed slot while the last claim came back full,
  * or by the poll timer. Jobs that finish while a claim is in flight are claimed for together.
+ *
+ * Local queue (graphile-worker's localQueue): a claim takes up to `prefetch` jobs beyond the
+ * free slots, so a freed slot starts its next job at once and claims come in batches instead
+ * of one per finished job (measured, 50 slots: claims of 1-3 jobs at ~6 ms each capped the
+ * worker near 1,000 jobs/s). Prefetched jobs are `running` under this worker in the database,
+ * so they count against the namespace limit, a dead worker's are rescued like its running
+ * ones, a cancelled or lost one is dropped before it starts, and a graceful stop returns the
+ * never-started ones to pending without charging an attempt.
  */
 import type { JobsConfig } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
@@ -45,6 +53,8 @@ export interface JobWorkerOptions {
   platform?: PlatformHandler;
   /** What `Deno.env` shows a job (isolate/env.ts buildJobEnv). */
   jobEnv?: (job: ClaimedJob) => Record<string, string>;
+  /** Jobs claimed beyond the free slots (default: as many as there are slots). */
+  prefetch?: number;
   /**
    * Called once when this process must be replaced: an isolate did not stop, or the rescuer
    * declared this worker dead. The owner stops the worker and exits the process.
@@ -67,6 +77,9 @@ export class JobWorker {
   readonly name: string;
   #state: "new" | "running" | "draining" | "stopped" = "new";
   #slots = new Map<string, Slot>();
+  /** Claimed (running in the database) but not started yet, in claim order. */
+  #local: ClaimedJob[] = [];
+  readonly #prefetch: number;
   #bundles: BundleCache;
   #completer: Completer;
   #progress: ProgressWriter;
@@ -86,6 +99,7 @@ export class JobWorker {
   constructor(private readonly opts: JobWorkerOptions) {
     this.id = opts.id ?? crypto.randomUUID();
     this.name = opts.name ?? `worker-${this.id.slice(0, 8)}`;
+    this.#prefetch = Math.max(0, opts.prefetch ?? opts.config.maxConcurrentPerWorker);
     this.#bundles = new BundleCache(opts.sql);
     this.#completer = new Completer(opts.sql, this.id);
     this.#progress = new ProgressWriter(opts.sql, this.id);
@@ -143,6 +157,8 @@ export class JobWorker {
     this.#state = "draining";
     this.#wake();
     await this.#loop;
+    // Claimed but never started: back to pending, no attempt charged.
+    for (const job of this.#local.splice(0)) void this.#completer.release(job.id);
     await this.#beat();
     await this.#waitForSlots(graceMs);
     for (const slot of this.#slots.values()) {
@@ -172,24 +188,59 @@ export class JobWorker {
     }
   }
 
+  /** How many jobs a claim would take now (slots plus local queue minus what is held). */
+  #wanted(): number {
+    return this.opts.config.maxConcurrentPerWorker + this.#prefetch - this.#slots.size -
+      this.#local.length;
+  }
+
+  /**
+   * Whether a claim is worth its round trip: a free slot with nothing to start, or room for
+   * at least half a local queue (so claims under load come in batches, not one per job).
+   */
+  #claimDue(): boolean {
+    const want = this.#wanted();
+    if (want <= 0) return false;
+    const idleSlot = this.#local.length === 0 &&
+      this.#slots.size < this.opts.config.maxConcurrentPerWorker;
+    return idleSlot || want >= Math.max(1, Math.ceil(this.#prefetch / 2));
+  }
+
   async #claimLoop(): Promise<void> {
     const { sql, config } = this.opts;
     while (this.#state === "running" && this.#recycled === null) {
-      const free = config.maxConcurrentPerWorker - this.#slots.size;
-      if (free > 0 && this.#more) {
+      if (this.#more && this.#claimDue()) {
+        const want = this.#wanted();
         let jobs: ClaimedJob[] = [];
         try {
-          jobs = await jobClaimAvailable(sql, this.id, free, config.maxConcurrentPerNamespace);
-          this.#more = jobs.length === free;
+          jobs = await jobClaimAvailable(sql, this.id, want, config.maxConcurrentPerNamespace);
+          this.#more = jobs.length === want;
         } catch (e) {
           console.error(`Worker ${this.name}: claim failed: ${coerceError(e).message}`);
           this.#more = false;
         }
-        for (const job of jobs) this.#startJob(job);
-        if (this.#more && this.#slots.size < config.maxConcurrentPerWorker) continue;
+        this.#local.push(...jobs);
+        this.#fill();
+        if (this.#more && this.#claimDue()) continue;
       }
       await this.#sleep(config.pollIntervalMs);
     }
+  }
+
+  /** Starts local jobs in free slots (none once the worker stops claiming). */
+  #fill(): void {
+    const max = this.opts.config.maxConcurrentPerWorker;
+    while (this.#slots.size < max && this.#local.length > 0 && this.#state === "running") {
+      this.#startJob(this.#local.shift()!);
+    }
+  }
+
+  /** Drops a job from the local queue; true when it was there. */
+  #dropLocal(jobId: string): boolean {
+    const index = this.#local.findIndex((j) => j.id === jobId);
+    if (index < 0) return false;
+    this.#local.splice(index, 1);
+    return true;
   }
 
   #sleep(ms: number): Promise<void> {
@@ -223,7 +274,8 @@ export class JobWorker {
     this.#logs.begin(job.id, job.log_lines);
     slot.done = this.#runJob(slot).finally(() => {
       this.#slots.delete(job.id);
-      if (this.#more) this.#wake();
+      this.#fill();
+      if (this.#more && this.#claimDue()) this.#wake();
     });
   }
 
@@ -361,6 +413,8 @@ export class JobWorker {
   #onCancel(payload: string): void {
     const [jobId, workerId] = payload.split(":");
     if (workerId && workerId !== this.id) return;
+    // Not started yet: its row is cancelled already, so it simply never runs.
+    if (this.#dropLocal(jobId)) return;
     const slot = this.#slots.get(jobId);
     if (!slot || slot.stop) return;
     slot.stop = "cancel";
@@ -368,6 +422,7 @@ export class JobWorker {
   }
 
   #onTerminate(payload: string): void {
+    if (this.#dropLocal(payload.trim())) return;
     const slot = this.#slots.get(payload.trim());
     if (!slot || slot.stop === "terminate") return;
     slot.stop = "terminate";
@@ -382,6 +437,7 @@ export class JobWorker {
       const alive = await workerHeartbeat(sql, this.id, this.#slots.size, status);
       if (!alive) {
         // Declared dead (we were silent too long): our jobs are someone else's now.
+        this.#local = [];
         for (const slot of this.#slots.values()) {
           slot.stop ??= "lost";
           slot.handle?.terminate("The worker was declared dead");
@@ -390,8 +446,12 @@ export class JobWorker {
         return;
       }
       // Safety net for a cancel notification missed while the LISTEN connection was down.
-      const lost = await jobListLostOfWorker(sql, this.id, [...this.#slots.keys()]);
+      const lost = await jobListLostOfWorker(sql, this.id, [
+        ...this.#slots.keys(),
+        ...this.#local.map((j) => j.id),
+      ]);
       for (const id of lost) {
+        if (this.#dropLocal(id)) continue;
         const slot = this.#slots.get(id);
         if (!slot || slot.stop) continue;
         slot.stop = "lost";
