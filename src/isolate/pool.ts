@@ -3,6 +3,14 @@
  * tens of milliseconds, posting a job to a live one well under one (DESIGN.md; figures from
  * tests/isolate_pool_test.ts), so isolates are kept per (function, version, permissions) and
  * reused for the next job of that function, one job at a time each.
+ *
+ * Runs that start together take turns for the cores: at most `maxActive` runs are "active" at
+ * once, and a run stays active only for its first `sliceMs`, after which it counts as long-
+ * running and lets the next one in. Every isolate still runs one job at a time; what the limit
+ * saves is threads. Each message between host and isolate wakes a thread, and on this 2-core
+ * machine 50 Workers passing messages concurrently managed 9,000 round trips/s against 22,000
+ * with 4 (and the pool: 3,500 against 6,400 no-op runs/s). A job that waits for a turn waits at
+ * most `sliceMs`, and only while `maxActive` other runs started within the last `sliceMs`.
  */
 import { Execution } from "./execution.ts";
 import { IsolateHost } from "./isolate_host.ts";
@@ -25,6 +33,15 @@ export interface IsolatePoolOptions {
   stuckPingMs?: number;
   /** Parent of the per-bundle temporary directories (default: the system temp dir). */
   tempDir?: string;
+  /** Runs active at once (default: 2 per core); more wait for a turn, at most `sliceMs`. */
+  maxActive?: number;
+  /** How long a run counts as active (default 10 ms); after that it no longer holds a turn. */
+  sliceMs?: number;
+}
+
+interface Waiter {
+  execution: Execution;
+  admit: () => void;
 }
 
 interface BundleFiles {
@@ -41,6 +58,12 @@ export class IsolatePool {
   readonly #idleTimers = new Map<IsolateHost, ReturnType<typeof setTimeout>>();
   readonly #bundles = new Map<string, BundleFiles>();
   readonly #running = new Set<Execution>();
+  readonly #maxActive: number;
+  readonly #sliceMs: number;
+  /** Runs holding a turn, with the time they got it. */
+  readonly #active = new Map<Execution, number>();
+  #waiting: Waiter[] = [];
+  #sliceTimer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
 
   constructor(options: IsolatePoolOptions = {}) {
@@ -48,6 +71,8 @@ export class IsolatePool {
     this.#maxIdle = options.maxIdlePerFunction ?? 2;
     this.#stuckPingMs = options.stuckPingMs ?? 250;
     this.#tempDir = options.tempDir;
+    this.#maxActive = Math.max(1, options.maxActive ?? 2 * (navigator.hardwareConcurrency || 1));
+    this.#sliceMs = options.sliceMs ?? 10;
   }
 
   run(bundle: FunctionBundle, job: JobRun, hooks: RunHooks, limits: RunLimits): RunHandle {
@@ -87,6 +112,7 @@ export class IsolatePool {
       execution.terminate(
         `Cannot start an isolate for "${execution.bundle.name}": ${(e as Error).message}`,
       );
+    if (!execution.settled) await this.#turn(execution);
     if (!execution.settled) {
       try {
         host = this.#takeIdle(execution.bundle) ?? await this.#create(execution.bundle);
@@ -97,12 +123,58 @@ export class IsolatePool {
       }
     }
     const { outcome, disposal } = await execution.ended;
+    this.#leave(execution);
     let isolateStuck = false;
     if (host) {
       if (disposal === "reuse" && !this.#closed) this.#release(host);
       else isolateStuck = await this.#dispose(host, disposal === "stop");
     }
     return { ...outcome, isolateStuck } as RunOutcome;
+  }
+
+  /** Resolves when `execution` may start (or has ended while waiting). */
+  async #turn(execution: Execution): Promise<void> {
+    if (this.#active.size < this.#maxActive && this.#waiting.length === 0) {
+      this.#active.set(execution, performance.now());
+      return;
+    }
+    let admit!: () => void;
+    const admitted = new Promise<void>((resolve) => (admit = resolve));
+    this.#waiting.push({ execution, admit });
+    this.#armSlice();
+    await Promise.race([admitted, execution.ended]);
+    this.#waiting = this.#waiting.filter((w) => w.execution !== execution);
+  }
+
+  #leave(execution: Execution): void {
+    if (this.#active.delete(execution)) this.#admitNext();
+  }
+
+  #admitNext(): void {
+    while (this.#active.size < this.#maxActive && this.#waiting.length > 0) {
+      const next = this.#waiting.shift()!;
+      if (next.execution.settled) continue;
+      this.#active.set(next.execution, performance.now());
+      next.admit();
+    }
+    this.#armSlice();
+  }
+
+  /** While runs wait, ends the turn of the oldest active run when its slice is over. */
+  #armSlice(): void {
+    if (this.#sliceTimer !== null || this.#waiting.length === 0 || this.#active.size === 0) {
+      return;
+    }
+    const oldest = Math.min(...this.#active.values());
+    const delay = Math.max(0, oldest + this.#sliceMs - performance.now());
+    this.#sliceTimer = setTimeout(() => {
+      this.#sliceTimer = null;
+      const now = performance.now();
+      for (const [execution, since] of this.#active) {
+        if (now - since >= this.#sliceMs) this.#active.delete(execution);
+      }
+      this.#admitNext();
+    }, delay);
   }
 
   #takeIdle(bundle: FunctionBundle): IsolateHost | null {
