@@ -81,6 +81,11 @@ export async function startServer(
     // Pushed before the hub's stop, so sockets close before the HTTP server drains.
     stops.splice(stops.length - 1, 0, () => server.shutdown());
     const port = server.addr.port;
+    const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
+    // With port 0 the URL that jobs see as FLUXBASE_URL is known only now.
+    if (config.port === 0 && config.publicUrl.endsWith(":0")) {
+      config = { ...config, publicUrl: url };
+    }
 
     if (config.jobs.enabled) {
       // Every process rescues the jobs of dead workers: the writes are guarded, so two
@@ -103,7 +108,6 @@ export async function startServer(
         log(`Started ${config.jobs.embeddedWorkerCount} worker processes`);
       }
     }
-    const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
     const keys = await apiKeys(jwtSecret);
     let stopped = false;
     return {

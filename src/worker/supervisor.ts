@@ -8,6 +8,7 @@
  * once instead of waiting for the heartbeat timeout, and starts a replacement: at once after
  * a deliberate recycle, with exponential backoff after crashes in a row.
  */
+import { resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { createPool, type Sql } from "../db/pool.ts";
 import { coerceError } from "../errors.ts";
@@ -124,7 +125,7 @@ export class WorkerSupervisor {
     const command = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        ...workerFlags(config.jobs.workerMemoryMb),
+        ...workerFlags(config.jobs.workerMemoryMb, config.dataDir),
         entry,
         ...(this.opts.args ?? []),
       ],
@@ -195,11 +196,17 @@ export class WorkerSupervisor {
  * Flags of a worker process: its heap cap, no prompts (a worker with a terminal could
  * otherwise be granted permissions interactively), and only the permissions a job can be
  * granted (an isolate can narrow its parent's permissions, never widen them) plus sys for
- * the hostname. No ffi.
+ * the hostname. No ffi. The data directory (generated JWT secret, database password,
+ * embedded database files) is denied outright: an isolate can only narrow the process's
+ * permissions, so the deny holds inside a job granted `allow-read`/`allow-write` too (the
+ * worker gets all it needs from its boot record).
  */
-export function workerFlags(memoryMb: number): string[] {
+export function workerFlags(memoryMb: number, dataDir: string): string[] {
+  const denied = resolve(dataDir);
   return [
     `--v8-flags=--max-old-space-size=${memoryMb}`,
+    `--deny-read=${denied}`,
+    `--deny-write=${denied}`,
     "--no-prompt",
     `--config=${new URL("deno.json", ROOT).pathname}`,
     "--allow-net",
