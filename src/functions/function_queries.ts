@@ -1,31 +1,6 @@
 /** SQL on jobs.functions: one statement per function. */
 import type { Sql, Tx } from "../db/pool.ts";
 
-export interface FunctionRow {
-  id: string;
-  name: string;
-  namespace: string;
-  description: string | null;
-  code?: string;
-  files?: Record<string, string>;
-  code_hash: string;
-  version: number;
-  enabled: boolean;
-  schedule: string | null;
-  schedule_params: unknown;
-  next_run_at: Date | null;
-  timeout_seconds: number;
-  max_retries: number;
-  progress_timeout_seconds: number | null;
-  memory_limit_mb: number | null;
-  permissions: Record<string, unknown>;
-  require_roles: string[];
-  source: "filesystem" | "api" | "sync";
-  source_path: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
 /** What a deploy writes; version and timestamps are the database's business. */
 export interface FunctionWrite {
   name: string;
@@ -45,6 +20,17 @@ export interface FunctionWrite {
   require_roles: string[];
   source: "filesystem" | "api" | "sync";
   source_path: string | null;
+}
+
+/** A stored function; `code` and `files` only when asked for (they can be large). */
+export interface FunctionRow extends Omit<FunctionWrite, "code" | "files"> {
+  id: string;
+  code?: string;
+  files?: Record<string, string>;
+  version: number;
+  next_run_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
 }
 
 const META = `id, name, namespace, description, code_hash, version, enabled, schedule,

@@ -7,7 +7,7 @@ import { asUser } from "../db/as_user.ts";
 import type { Sql, Tx } from "../db/pool.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import { functionGetById } from "../functions/function_queries.ts";
-import { assertRoleAllowed } from "./submit.ts";
+import { assertRoleAllowed, newJob } from "./submit.ts";
 import {
   type Job,
   jobCancelIfActive,
@@ -91,22 +91,16 @@ export async function copyJob(
     );
   }
   assertRoleAllowed(fn, auth.role, fn.name);
-  return await asUser(sql, auth, (tx) =>
-    jobInsert(tx, {
-      function_id: fn.id,
-      function_version: fn.version,
-      job_name: job.job_name,
-      namespace: job.namespace,
-      payload: job.payload,
-      priority: job.priority,
-      created_by: job.created_by,
-      user_role: job.user_role,
-      user_email: job.user_email,
-      max_retries: fn.max_retries,
-      timeout_seconds: fn.timeout_seconds,
-      progress_timeout_seconds: fn.progress_timeout_seconds,
-      scheduled_at: null,
-    }));
+  const owner = {
+    id: job.created_by,
+    email: job.user_email,
+    role: job.user_role ?? "authenticated",
+  };
+  return await asUser(
+    sql,
+    auth,
+    (tx) => jobInsert(tx, newJob(fn, owner, job.payload, job.priority)),
+  );
 }
 
 export function getJobLogs(

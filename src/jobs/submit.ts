@@ -7,7 +7,7 @@ import { asUser } from "../db/as_user.ts";
 import type { Sql } from "../db/pool.ts";
 import { ForbiddenError, NotFoundError, UnauthorizedError } from "../errors.ts";
 import { functionGet, type FunctionRow } from "../functions/function_queries.ts";
-import { type Job, jobInsert } from "./job_queries.ts";
+import { type Job, type JobInsert, jobInsert } from "./job_queries.ts";
 
 export interface SubmitInput {
   job_name: string;
@@ -58,22 +58,37 @@ export async function submitJob(sql: Sql, auth: AuthContext, input: SubmitInput)
     }
     : { id: auth.userId, email: auth.email, role: auth.role };
   assertRoleAllowed(fn, auth.role, input.job_name);
-  return await asUser(sql, auth, (tx) =>
-    jobInsert(tx, {
-      function_id: fn.id,
-      function_version: fn.version,
-      job_name: fn.name,
-      namespace: fn.namespace,
-      payload: input.payload ?? null,
-      priority: input.priority ?? 0,
-      created_by: owner.id,
-      user_role: owner.role,
-      user_email: owner.email,
-      max_retries: fn.max_retries,
-      timeout_seconds: fn.timeout_seconds,
-      progress_timeout_seconds: fn.progress_timeout_seconds,
-      scheduled_at: input.scheduled_at ?? null,
-    }));
+  return await asUser(
+    sql,
+    auth,
+    (tx) =>
+      jobInsert(tx, newJob(fn, owner, input.payload, input.priority ?? 0, input.scheduled_at)),
+  );
+}
+
+/** The row of a new pending job of `fn` owned by `owner`: limits come from the function. */
+export function newJob(
+  fn: FunctionRow,
+  owner: JobOwner,
+  payload: unknown,
+  priority: number,
+  scheduledAt: Date | null = null,
+): JobInsert {
+  return {
+    function_id: fn.id,
+    function_version: fn.version,
+    job_name: fn.name,
+    namespace: fn.namespace,
+    payload: payload ?? null,
+    priority,
+    created_by: owner.id,
+    user_role: owner.role,
+    user_email: owner.email,
+    max_retries: fn.max_retries,
+    timeout_seconds: fn.timeout_seconds,
+    progress_timeout_seconds: fn.progress_timeout_seconds,
+    scheduled_at: scheduledAt,
+  };
 }
 
 /**
