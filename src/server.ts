@@ -150,7 +150,7 @@ async function loadJobsDir(sql: Sql, config: Config, log: (line: string) => void
       deleteMissing: false,
       dryRun: false,
     },
-    config.jobs,
+    { ...config.jobs, dataDir: config.dataDir },
   );
   const s = report.summary;
   log(

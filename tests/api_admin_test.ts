@@ -164,6 +164,28 @@ Deno.test("admin function routes: create, get, update, disable, delete, sync", a
       assert.equal(get.status, 404);
     });
 
+    await t.step("a path grant that covers the data directory is refused (400)", async () => {
+      for (const grant of ["/", server.config.dataDir, `${server.config.dataDir}/..`]) {
+        const res = await server.request("POST", "/api/v1/admin/jobs/functions", {
+          token: svc,
+          body: {
+            name: "nosy",
+            code: `// @fluxbase:allow-read ${grant}\nexport function handler() {}`,
+          },
+        });
+        assert.equal(res.status, 400, grant);
+        assert.match(res.body.error, /includes the server's data directory/);
+      }
+      const narrow = await server.request("POST", "/api/v1/admin/jobs/functions", {
+        token: svc,
+        body: {
+          name: "nosy",
+          code: "// @fluxbase:allow-read /usr/share\nexport function handler() {}",
+        },
+      });
+      assert.equal(narrow.status, 201);
+    });
+
     await t.step("get returns code; update bumps the version; disable blocks submit", async () => {
       const got = await server.request("GET", "/api/v1/admin/jobs/functions/default/made", {
         token: svc,

@@ -4,6 +4,7 @@
  * version goes up only when something changed, so running workers finish on the version
  * they started and the next claim runs the new one.
  */
+import { resolve, sep } from "node:path";
 import type { JobsConfig } from "../config.ts";
 import type { Sql, Tx } from "../db/pool.ts";
 import { BadRequestError } from "../errors.ts";
@@ -15,9 +16,14 @@ import {
   functionUpsert,
   type FunctionWrite,
 } from "./function_queries.ts";
+import type { Permissions } from "../isolate/types.ts";
 import type { LoadedFunction } from "./loader.ts";
 
-export type FunctionDefaults = Pick<JobsConfig, "defaultTimeoutSeconds" | "defaultMaxRetries">;
+/** Settings from the server's configuration that a deploy needs. */
+export type FunctionDefaults = Pick<JobsConfig, "defaultTimeoutSeconds" | "defaultMaxRetries"> & {
+  /** The server's data directory, which no job may be granted (see assertGrantsAvoid). */
+  dataDir: string;
+};
 
 export interface FunctionSource {
   name: string;
@@ -57,6 +63,7 @@ export async function prepareFunction(
     }
     annotations = parsed.annotations;
   }
+  assertGrantsAvoid(src.name, annotations.permissions, defaults.dataDir);
   const files = src.files ?? {};
   return {
     name: src.name,
@@ -77,6 +84,34 @@ export async function prepareFunction(
     source: src.source,
     source_path: src.sourcePath ?? null,
   };
+}
+
+/**
+ * Worker processes run with the data directory (generated JWT secret, database password)
+ * denied, and Deno refuses to create an isolate whose path grant covers a denied path ("Can't
+ * escalate parent thread permissions"). Refuse such a function when it is deployed, with a
+ * reason, rather than let every run of it fail. A bare grant (all paths) is fine: the deny
+ * still holds inside it.
+ */
+function assertGrantsAvoid(name: string, permissions: Permissions, dataDir: string) {
+  const denied = resolve(dataDir);
+  for (const kind of ["read", "write"] as const) {
+    const grant = permissions[kind];
+    if (!Array.isArray(grant)) continue;
+    for (const path of grant) {
+      const granted = resolve(path);
+      if (
+        denied === granted || denied.startsWith(granted.endsWith(sep) ? granted : granted + sep)
+      ) {
+        throw new BadRequestError(
+          `Function "${name}": @fluxbase:allow-${kind} "${path}" includes the server's data ` +
+            `directory (${denied}), which no job may access; grant a narrower path`,
+          undefined,
+          "invalid_annotations",
+        );
+      }
+    }
+  }
 }
 
 export async function deployFunction(

@@ -56,6 +56,6 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   app.use("/api/*", authenticate(deps.verifier));
   app.route("/api/v1/jobs", jobRoutes(deps.sql));
   app.route("/api/v1/admin/jobs", adminJobRoutes(deps.sql));
-  app.route("/api/v1/admin/jobs", adminFunctionRoutes(deps.sql, deps.config.jobs));
+  app.route("/api/v1/admin/jobs", adminFunctionRoutes(deps.sql, deps.config));
   return app;
 }

@@ -7,13 +7,14 @@ import { Hono } from "hono";
 import { resolve, sep } from "node:path";
 import { z } from "zod";
 import { type AuthEnv, requireAdmin } from "../../auth/middleware.ts";
-import type { JobsConfig } from "../../config.ts";
+import type { Config } from "../../config.ts";
 import { asUser } from "../../db/as_user.ts";
 import type { Sql } from "../../db/pool.ts";
 import { BadRequestError, ForbiddenError, NotFoundError } from "../../errors.ts";
 import {
   deployFunction,
   fromLoaded,
+  type FunctionDefaults,
   type FunctionSource,
   syncFunctions,
 } from "../../functions/deploy.ts";
@@ -59,8 +60,10 @@ const syncSchema = z.object({
   }).default({ delete_missing: false, dry_run: false }),
 }).strict();
 
-export function adminFunctionRoutes(sql: Sql, jobs: JobsConfig) {
+export function adminFunctionRoutes(sql: Sql, config: Config) {
   const app = new Hono<AuthEnv>();
+  const jobs = config.jobs;
+  const defaults: FunctionDefaults = { ...jobs, dataDir: config.dataDir };
   app.use("*", requireAdmin);
 
   app.get("/functions", async (c) => {
@@ -79,7 +82,11 @@ export function adminFunctionRoutes(sql: Sql, jobs: JobsConfig) {
   app.post("/functions", async (c) => {
     const body = await parseBody(c, createSchema);
     const src: FunctionSource = { ...body, source: "api" };
-    const { row, action } = await asUser(sql, c.get("auth"), (tx) => deployFunction(tx, src, jobs));
+    const { row, action } = await asUser(
+      sql,
+      c.get("auth"),
+      (tx) => deployFunction(tx, src, defaults),
+    );
     return c.json({ ...row, action }, action === "created" ? 201 : 200);
   });
 
@@ -100,7 +107,7 @@ export function adminFunctionRoutes(sql: Sql, jobs: JobsConfig) {
         enabled: body.enabled ?? current.enabled,
         source: "api",
       };
-      const { row } = await deployFunction(tx, src, jobs);
+      const { row } = await deployFunction(tx, src, defaults);
       if (row.namespace !== namespace) {
         throw new BadRequestError(
           `The code moves "${name}" to namespace "${row.namespace}"; create it there instead`,
@@ -139,7 +146,7 @@ export function adminFunctionRoutes(sql: Sql, jobs: JobsConfig) {
         deleteMissing: body.options.delete_missing,
         dryRun: body.options.dry_run,
       },
-      jobs,
+      defaults,
     );
     return c.json(report);
   });
