@@ -65,7 +65,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const existing = await adopt();
   if (existing) return existing;
 
-  const port = options.port || await freePort();
+  const port = options.port || freePort();
   if (options.detached) {
     try {
       await startDaemon(pgData, port, runAs);
@@ -266,7 +266,7 @@ async function readOrCreatePassword(file: string): Promise<string> {
   }
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
