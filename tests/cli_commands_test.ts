@@ -76,6 +76,23 @@ Deno.test({
           );
         },
       );
+      await t.step("jobs logs --follow streams lines until the job ends, exit 0", async () => {
+        const chatty = new URL("./fixtures/cli/chatty.ts", import.meta.url).pathname;
+        const deployed = await cli(["functions", "deploy", chatty], env);
+        assert.equal(deployed.code, 0, deployed.stderr);
+        const sub = await cli(["jobs", "submit", "chatty", "--json"], env);
+        const id = JSON.parse(sub.stdout).id;
+        const r = await cli(["jobs", "logs", id, "--follow"], env);
+        assert.equal(r.code, 0, r.stderr);
+        const lines = r.stdout.trim().split("\n").filter((l) => /line \d/.test(l));
+        assert.deepEqual(lines.map((l) => l.match(/line \d/)![0]), [
+          "line 1",
+          "line 2",
+          "line 3",
+          "line 4",
+          "line 5",
+        ]);
+      });
       await t.step("jobs get prints key/value lines", async () => {
         const r = await cli(["jobs", "get", jobId], env);
         assert.equal(r.code, 0, r.stderr);
@@ -93,7 +110,7 @@ Deno.test({
           ),
         );
         const j = await cli(["jobs", "list", "--json"], env);
-        assert.equal(JSON.parse(j.stdout).length, 2); // this job and the watched one
+        assert.equal(JSON.parse(j.stdout).length, 3); // this job, the watched and the chatty one
       });
       await t.step("jobs logs prints the captured lines", async () => {
         const r = await cli(["jobs", "logs", jobId], env);
