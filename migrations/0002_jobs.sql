@@ -57,8 +57,9 @@ CREATE TABLE jobs.queue (
     CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
   payload jsonb,
   priority integer NOT NULL DEFAULT 0,
-  -- {percent, message, data}
-  progress jsonb,
+  -- {percent, message, data}. Never NULL: the spec's realtime record types it as an object,
+  -- and its samples read `progress.percent` on every update, the first one included.
+  progress jsonb NOT NULL DEFAULT '{"percent": 0, "message": ""}'::jsonb,
   result jsonb,
   error_message text,
   logs text,

@@ -33,7 +33,7 @@ Deno.test("POST /api/v1/jobs/submit", async (t) => {
       assert.equal(res.body.user_role, "authenticated");
       assert.equal(res.body.retry_count, 0);
       assert.equal(res.body.max_retries, 3);
-      assert.equal(res.body.progress, null);
+      assert.deepEqual(res.body.progress, { percent: 0, message: "" });
       assert.match(res.body.id, /^[0-9a-f-]{36}$/);
     });
 

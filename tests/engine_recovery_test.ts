@@ -94,7 +94,7 @@ Deno.test("graceful shutdown returns unfinished jobs to pending without charging
     await insertFunction(sql, { name: "slow", code: SLOW });
     const [quick, long] = await submitJobs(sql, "slow", [{ ms: 300 }, { ms: 60_000 }]);
     await waitFor("both running", async () => {
-      const rows = await sql`select 1 from jobs.queue where progress is not null`;
+      const rows = await sql`select 1 from jobs.queue where progress->>'message' = 'started'`;
       return rows.length === 2;
     });
     const t0 = Date.now();

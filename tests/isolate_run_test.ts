@@ -41,7 +41,7 @@ Deno.test("a handler's return value, progress and logs reach the host", async ()
   assert.deepEqual(ctx.user, { id: "user-1", email: "user1@example.com", role: "authenticated" });
   assert.deepEqual(hooks.progress, [
     { percent: 50, message: "half", data: { processed: 1 } },
-    { percent: 100, message: null, data: null },
+    { percent: 100, message: "", data: null },
   ]);
   assert.deepEqual(hooks.logs.map((l) => [l.level, l.message.slice(0, 50)]), [
     ["info", "Running for user: user1@example.com { n: 1 }"],

@@ -46,7 +46,7 @@ Deno.test("realtime protocol: each client message gets its reply", opts, async (
       assert.deepEqual(up.payload.record.progress, { percent: 50, message: "half" });
       assert.equal(up.payload.record.status, "running");
       assert.equal(up.payload.old_record.status, "pending");
-      assert.equal(up.payload.old_record.progress, null);
+      assert.deepEqual(up.payload.old_record.progress, { percent: 0, message: "" });
       const reply2 = await ws.request({
         type: "unsubscribe",
         subscription_id: reply.payload.subscription_id,

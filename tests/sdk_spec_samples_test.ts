@@ -119,9 +119,7 @@ Deno.test({
           // deno-lint-ignore no-explicit-any
           const handle = (updatedJob: Record<string, any>) => {
             if (updatedJob.id === job!.id) {
-              if (updatedJob.progress) {
-                console.log(`[${updatedJob.progress.percent}%] ${updatedJob.progress.message}`);
-              }
+              console.log(`[${updatedJob.progress.percent}%] ${updatedJob.progress.message}`);
               if (updatedJob.status === "completed") {
                 console.log("Result:", updatedJob.result);
                 channel.unsubscribe();

@@ -46,7 +46,8 @@ export function createJobUtils(
           );
         }
       }
-      report({ percent, message: message ?? null, data: copy });
+      // The spec's record types message as a string: a report without one is "".
+      report({ percent, message: message ?? "", data: copy });
     },
     checkCancellation: cancelled,
     isCancelled: () => Promise.resolve(cancelled()),

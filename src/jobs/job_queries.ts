@@ -21,7 +21,7 @@ export interface Job {
   status: JobStatus;
   payload: unknown;
   priority: number;
-  progress: { percent: number; message: string | null; data?: unknown } | null;
+  progress: { percent: number; message: string; data?: unknown };
   result: unknown;
   error_message: string | null;
   logs: string | null;
