@@ -5,8 +5,10 @@
  */
 import type { FluxbaseClient, JobUtils } from "./_shared/types.ts";
 
+// Stands for real work: long enough that a client who subscribes right after submitting (as
+// the spec's realtime sample does) sees every progress update.
 async function processItem(item: unknown): Promise<unknown> {
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await new Promise((resolve) => setTimeout(resolve, 200));
   return item;
 }
 
