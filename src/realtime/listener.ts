@@ -245,9 +245,15 @@ export class ChangeListener {
   async #cleanup(): Promise<void> {
     try {
       const seconds = Math.floor(this.#o.retentionMs / 1000);
+      // Ids follow commit time closely, so the first id still inside the retention bounds the
+      // delete and both walk the primary key (there is no commit_timestamp index).
       await this.#sql`
+        with cutoff as (select now() - make_interval(secs => ${seconds}) as at)
         delete from realtime.changes
-        where commit_timestamp < now() - make_interval(secs => ${seconds})`;
+        where commit_timestamp < (select at from cutoff)
+          and id < coalesce((select c.id from realtime.changes c
+                             where c.commit_timestamp >= (select at from cutoff)
+                             order by c.id limit 1), 9223372036854775807)`;
     } catch {
       // Retried on the next interval; a missed cleanup only keeps rows longer.
     }
