@@ -53,7 +53,7 @@ export interface JobWorkerOptions {
   platform?: PlatformHandler;
   /** What `Deno.env` shows a job (isolate/env.ts buildJobEnv). */
   jobEnv?: (job: ClaimedJob) => Record<string, string>;
-  /** Jobs claimed beyond the free slots (default: as many as there are slots). */
+  /** Jobs claimed beyond the free slots (default: 4 per slot). */
   prefetch?: number;
   /**
    * Called once when this process must be replaced: an isolate did not stop, or the rescuer
@@ -99,7 +99,7 @@ export class JobWorker {
   constructor(private readonly opts: JobWorkerOptions) {
     this.id = opts.id ?? crypto.randomUUID();
     this.name = opts.name ?? `worker-${this.id.slice(0, 8)}`;
-    this.#prefetch = Math.max(0, opts.prefetch ?? opts.config.maxConcurrentPerWorker);
+    this.#prefetch = Math.max(0, opts.prefetch ?? 4 * opts.config.maxConcurrentPerWorker);
     this.#bundles = new BundleCache(opts.sql);
     this.#completer = new Completer(opts.sql, this.id);
     this.#progress = new ProgressWriter(opts.sql, this.id);
