@@ -104,6 +104,15 @@ async function withDatabase<T>(
   try {
     return await fn(url.href);
   } finally {
+    // graphile-worker's pg pool closes its connections after stop() returns; dropping the
+    // database under them (with force) killed one mid-close and failed the bench with an
+    // uncaught "terminating connection due to administrator command". Wait for them.
+    for (let i = 0; i < 50; i++) {
+      const [{ n }] = await admin`
+        select count(*)::int as n from pg_stat_activity where datname = ${name}`;
+      if (n === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await admin.unsafe(`drop database if exists ${name} with (force)`);
     await admin.end();
   }
