@@ -134,6 +134,8 @@ async function runFluxbase(url: string, opts: JobsBenchOptions): Promise<RunFigu
       FLUXBASE_JOBS_EMBEDDED_WORKER_COUNT: String(opts.workers),
       FLUXBASE_JOBS_MAX_CONCURRENT_PER_WORKER: String(Math.ceil(opts.concurrency / opts.workers)),
       FLUXBASE_JOBS_MAX_CONCURRENT_PER_NAMESPACE: String(opts.concurrency * 10),
+      // A local queue, as graphile-worker gets one (localQueue.size 500): 4 jobs per slot.
+      FLUXBASE_JOBS_LOCAL_QUEUE_SIZE: String(4 * Math.ceil(opts.concurrency / opts.workers)),
     },
   });
   const supervisor = new WorkerSupervisor({

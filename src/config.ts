@@ -33,6 +33,12 @@ export interface JobsConfig {
   maxLogLinesPerJob: number;
   /** V8 heap cap of each worker process (MB). */
   workerMemoryMb: number;
+  /**
+   * Jobs a worker may claim beyond its free slots (graphile-worker's local queue): claims come
+   * in batches and a freed slot starts its next job at once, but the claimed jobs wait for this
+   * worker even when another one is idle. 0 (default) claims only what can start now.
+   */
+  localQueueSize: number;
 }
 
 export interface RealtimeConfig {
@@ -99,6 +105,7 @@ const JOB_SETTINGS: Record<keyof JobsConfig, Setting> = {
   cancelGraceMs: job("cancel_grace", "duration", 0),
   maxLogLinesPerJob: job("max_log_lines_per_job", "int", 1, 1_000_000),
   workerMemoryMb: job("worker_memory", "int", 64, 1_000_000),
+  localQueueSize: job("local_queue_size", "int", 0, 100_000),
 };
 
 const JOB_DEFAULTS: JobsConfig = {
@@ -122,6 +129,7 @@ const JOB_DEFAULTS: JobsConfig = {
   cancelGraceMs: 2000,
   maxLogLinesPerJob: 10_000,
   workerMemoryMb: 512,
+  localQueueSize: 0,
 };
 
 const REALTIME_SETTINGS: Record<keyof RealtimeConfig, Setting> = {

@@ -10,13 +10,15 @@ import {
   type Failure,
   jobCompleteManyIfRunning,
   jobFailManyIfRunning,
+  jobMarkStartedMany,
   jobReleaseManyIfRunning,
 } from "./job_queries.ts";
 
 type Op =
   | { kind: "complete"; item: Completion; done: () => void }
   | { kind: "fail"; item: Failure; done: () => void }
-  | { kind: "release"; id: string; done: () => void };
+  | { kind: "release"; id: string; done: () => void }
+  | { kind: "start"; id: string; done: () => void };
 
 /** Attempts of one batch write before its jobs are left to the rescuer. */
 const WRITE_ATTEMPTS = 8;
@@ -44,6 +46,11 @@ export class Completer {
     return this.#push((done) => ({ kind: "release", id, done }));
   }
 
+  /** A job from the local queue started: record its started_at (batched like the rest). */
+  started(id: string): Promise<void> {
+    return this.#push((done) => ({ kind: "start", id, done }));
+  }
+
   /** Resolves when everything queued so far is written. */
   async drain(): Promise<void> {
     while (this.#running) await this.#running;
@@ -62,7 +69,10 @@ export class Completer {
       const completes = batch.filter((o) => o.kind === "complete");
       const fails = batch.filter((o) => o.kind === "fail");
       const releases = batch.filter((o) => o.kind === "release");
+      const starts = batch.filter((o) => o.kind === "start");
       await Promise.all([
+        starts.length > 0 &&
+        this.#write(() => jobMarkStartedMany(this.sql, this.workerId, starts.map((o) => o.id))),
         completes.length > 0 &&
         this.#write(() =>
           jobCompleteManyIfRunning(this.sql, this.workerId, completes.map((o) => o.item))

@@ -7,12 +7,14 @@
  * job was submitted or became pending), by a freed slot while the last claim came back full,
  * or by the poll timer. Jobs that finish while a claim is in flight are claimed for together.
  *
- * Local queue (graphile-worker's localQueue): a claim takes up to `prefetch` jobs beyond the
- * free slots, so a freed slot starts its next job at once and claims come in batches instead
- * of one per finished job (measured, 50 slots: claims of 1-3 jobs at ~6 ms each capped the
- * worker near 1,000 jobs/s). Prefetched jobs are `running` under this worker in the database,
- * so they count against the namespace limit, a dead worker's are rescued like its running
- * ones, a cancelled or lost one is dropped before it starts, and a graceful stop returns the
+ * Local queue (graphile-worker's localQueue; `jobs.local_queue_size`, default 0): a claim
+ * takes up to that many jobs beyond the free slots, so a freed slot starts its next job at
+ * once and claims come in batches instead of one per finished job (measured, 50 slots: claims
+ * of 1-3 jobs at ~6 ms each capped the worker near 1,000 jobs/s). Off by default, because
+ * queued jobs wait for this worker even when another is idle. Queued jobs are `running` under
+ * this worker in the database with `started_at` NULL, so they count against the namespace
+ * limit; a cancelled or lost one is dropped before it starts; starting one records its
+ * started_at (batched); a graceful stop, or the rescue of a dead worker, returns the
  * never-started ones to pending without charging an attempt.
  */
 import type { JobsConfig } from "../config.ts";
@@ -99,7 +101,7 @@ export class JobWorker {
   constructor(private readonly opts: JobWorkerOptions) {
     this.id = opts.id ?? crypto.randomUUID();
     this.name = opts.name ?? `worker-${this.id.slice(0, 8)}`;
-    this.#prefetch = Math.max(0, opts.prefetch ?? 4 * opts.config.maxConcurrentPerWorker);
+    this.#prefetch = Math.max(0, opts.prefetch ?? opts.config.localQueueSize);
     this.#bundles = new BundleCache(opts.sql);
     this.#completer = new Completer(opts.sql, this.id);
     this.#progress = new ProgressWriter(opts.sql, this.id);
@@ -213,7 +215,17 @@ export class JobWorker {
         const want = this.#wanted();
         let jobs: ClaimedJob[] = [];
         try {
-          jobs = await jobClaimAvailable(sql, this.id, want, config.maxConcurrentPerNamespace);
+          const free = Math.max(0, config.maxConcurrentPerWorker - this.#slots.size) -
+            this.#local.length;
+          jobs = await jobClaimAvailable(
+            sql,
+            this.id,
+            want,
+            config.maxConcurrentPerNamespace,
+            Math.max(0, free),
+          );
+          // The claim marked the first `free` of them started; they go first.
+          jobs.sort((a, b) => Number(a.started_at === null) - Number(b.started_at === null));
           this.#more = jobs.length === want;
         } catch (e) {
           console.error(`Worker ${this.name}: claim failed: ${coerceError(e).message}`);
@@ -269,6 +281,7 @@ export class JobWorker {
   }
 
   #startJob(job: ClaimedJob): void {
+    if (job.started_at === null) void this.#completer.started(job.id);
     const slot: Slot = { job, handle: null, stop: null, done: Promise.resolve() };
     this.#slots.set(job.id, slot);
     this.#logs.begin(job.id, job.log_lines);
