@@ -61,6 +61,11 @@ export interface Config {
   jwksUrl: string | null;
   jwtClockToleranceSeconds: number;
   bodyLimitBytes: number;
+  /**
+   * Origins browsers may call the API from ("*": any). Safe as a default because the API
+   * authenticates with headers, never cookies, so a foreign page cannot borrow a session.
+   */
+  corsOrigins: string[];
   jobs: JobsConfig;
   realtime: RealtimeConfig;
 }
@@ -161,6 +166,7 @@ const SERVER_SETTINGS = {
     300,
   ),
   bodyLimitBytes: setting("server", "body_limit", ["FLUXBASE_BODY_LIMIT"], "int", 1024),
+  corsOrigins: setting("server", "cors_origins", ["FLUXBASE_CORS_ORIGINS"], "string"),
 };
 
 function setting(
@@ -332,6 +338,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     jwksUrl: (server.jwksUrl as string | undefined) ?? null,
     jwtClockToleranceSeconds: (server.jwtClockToleranceSeconds as number | undefined) ?? 5,
     bodyLimitBytes: (server.bodyLimitBytes as number | undefined) ?? 1024 * 1024,
+    corsOrigins: ((server.corsOrigins as string | undefined) ?? "*").split(",").map((o) => o.trim())
+      .filter(Boolean),
     jobs: jobs as unknown as JobsConfig,
     realtime: rt as unknown as RealtimeConfig,
   };

@@ -249,3 +249,29 @@ Deno.test("GET /health reports the database", async () => {
     await server.stop();
   }
 });
+
+Deno.test("CORS: browsers may call the API from another origin", async () => {
+  const server = await startTestServer({ jobsDir });
+  try {
+    const preflight = await fetch(`${server.url}/api/v1/jobs/submit`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+    await preflight.body?.cancel();
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), "*");
+    assert.match(preflight.headers.get("access-control-allow-headers") ?? "", /authorization/);
+    const res = await fetch(`${server.url}/api/v1/jobs`, {
+      headers: { origin: "https://app.example" },
+    });
+    await res.body?.cancel();
+    assert.equal(res.status, 401);
+    assert.equal(res.headers.get("access-control-allow-origin"), "*");
+  } finally {
+    await server.stop();
+  }
+});

@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { authenticate, type AuthEnv } from "../auth/middleware.ts";
 import type { TokenVerifier } from "../auth/jwt.ts";
 import type { Config } from "../config.ts";
@@ -28,6 +29,19 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   app.notFound(() => {
     throw new NotFoundError("No such route");
   });
+
+  // Browsers call the API from other origins (the SDK runs in pages); tokens travel in
+  // headers, so no credentials mode is needed. WebSockets are not subject to CORS.
+  const origins = deps.config.corsOrigins;
+  app.use(
+    "/api/*",
+    cors({
+      origin: origins.includes("*") ? "*" : origins,
+      allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+      allowHeaders: ["authorization", "apikey", "content-type", "x-client-info"],
+      maxAge: 600,
+    }),
+  );
 
   app.get("/health", async (c) => {
     try {
