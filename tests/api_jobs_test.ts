@@ -275,3 +275,33 @@ Deno.test("CORS: browsers may call the API from another origin", async () => {
     await server.stop();
   }
 });
+
+Deno.test("FLUXBASE_CORS_ORIGINS limits API calls and realtime upgrades to those origins", async () => {
+  const server = await startTestServer({
+    jobsDir,
+    env: { FLUXBASE_CORS_ORIGINS: "https://app.example" },
+  });
+  try {
+    const allowed = await fetch(`${server.url}/api/v1/jobs`, {
+      headers: { origin: "https://app.example" },
+    });
+    await allowed.body?.cancel();
+    assert.equal(allowed.headers.get("access-control-allow-origin"), "https://app.example");
+    const other = await fetch(`${server.url}/api/v1/jobs`, {
+      headers: { origin: "https://evil.example" },
+    });
+    await other.body?.cancel();
+    assert.equal(other.headers.get("access-control-allow-origin"), null);
+    const evilSocket = await server.request("GET", "/realtime", {
+      headers: { origin: "https://evil.example", upgrade: "websocket" },
+    });
+    assert.equal(evilSocket.status, 403);
+    // An allowed origin reaches the hub, which then wants a token.
+    const noToken = await server.request("GET", "/realtime", {
+      headers: { origin: "https://app.example", upgrade: "websocket" },
+    });
+    assert.equal(noToken.status, 401);
+  } finally {
+    await server.stop();
+  }
+});

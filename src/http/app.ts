@@ -9,7 +9,7 @@ import { authenticate, type AuthEnv } from "../auth/middleware.ts";
 import type { TokenVerifier } from "../auth/jwt.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
-import { NotFoundError, PayloadTooLargeError } from "../errors.ts";
+import { ForbiddenError, NotFoundError, PayloadTooLargeError } from "../errors.ts";
 import { errorResponse } from "./errors.ts";
 import { adminFunctionRoutes } from "./routes/admin_functions.ts";
 import { adminJobRoutes } from "./routes/admin_jobs.ts";
@@ -54,6 +54,11 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
 
   app.get("/realtime", (c) => {
     if (!deps.realtime) throw new NotFoundError("Realtime is not served by this process");
+    // Browsers send Origin on WebSocket upgrades but apply no CORS to them: check it here.
+    const origin = c.req.header("origin");
+    if (origin && !origins.includes("*") && !origins.includes(origin)) {
+      throw new ForbiddenError(`Origin "${origin}" is not allowed (FLUXBASE_CORS_ORIGINS)`);
+    }
     return deps.realtime.handleUpgrade(c.req.raw);
   });
 

@@ -70,9 +70,14 @@ export class Completer {
       const fails = batch.filter((o) => o.kind === "fail");
       const releases = batch.filter((o) => o.kind === "release");
       const starts = batch.filter((o) => o.kind === "start");
+      // Starts first: a job that started and finished within one batch must not get a
+      // completed_at earlier than its started_at (parallel statements would race for the row).
+      if (starts.length > 0) {
+        await this.#write(() =>
+          jobMarkStartedMany(this.sql, this.workerId, starts.map((o) => o.id))
+        );
+      }
       await Promise.all([
-        starts.length > 0 &&
-        this.#write(() => jobMarkStartedMany(this.sql, this.workerId, starts.map((o) => o.id))),
         completes.length > 0 &&
         this.#write(() =>
           jobCompleteManyIfRunning(this.sql, this.workerId, completes.map((o) => o.item))
