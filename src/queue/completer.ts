@@ -10,15 +10,13 @@ import {
   type Failure,
   jobCompleteManyIfRunning,
   jobFailManyIfRunning,
-  jobMarkStartedMany,
   jobReleaseManyIfRunning,
 } from "./job_queries.ts";
 
 type Op =
   | { kind: "complete"; item: Completion; done: () => void }
   | { kind: "fail"; item: Failure; done: () => void }
-  | { kind: "release"; id: string; done: () => void }
-  | { kind: "start"; id: string; done: () => void };
+  | { kind: "release"; id: string; done: () => void };
 
 /** Attempts of one batch write before its jobs are left to the rescuer. */
 const WRITE_ATTEMPTS = 8;
@@ -46,11 +44,6 @@ export class Completer {
     return this.#push((done) => ({ kind: "release", id, done }));
   }
 
-  /** A job from the local queue started: record its started_at (batched like the rest). */
-  started(id: string): Promise<void> {
-    return this.#push((done) => ({ kind: "start", id, done }));
-  }
-
   /** Resolves when everything queued so far is written. */
   async drain(): Promise<void> {
     while (this.#running) await this.#running;
@@ -69,14 +62,6 @@ export class Completer {
       const completes = batch.filter((o) => o.kind === "complete");
       const fails = batch.filter((o) => o.kind === "fail");
       const releases = batch.filter((o) => o.kind === "release");
-      const starts = batch.filter((o) => o.kind === "start");
-      // Starts first: a job that started and finished within one batch must not get a
-      // completed_at earlier than its started_at (parallel statements would race for the row).
-      if (starts.length > 0) {
-        await this.#write(() =>
-          jobMarkStartedMany(this.sql, this.workerId, starts.map((o) => o.id))
-        );
-      }
       await Promise.all([
         completes.length > 0 &&
         this.#write(() =>

@@ -23,8 +23,6 @@ export interface ClaimedJob {
   user_email: string | null;
   /** Highest jobs.logs line number of earlier attempts: this attempt continues after it. */
   log_lines: number;
-  /** Null for a job claimed into the local queue: it has not started (see jobMarkStartedMany). */
-  started_at: Date | null;
 }
 
 /** Arbitrary but fixed key of the advisory lock that serialises claims (namespace limit). */
@@ -48,16 +46,11 @@ export async function jobClaimAvailable(
   workerId: string,
   limit: number,
   namespaceLimit: number,
-  /** How many of them start at once (free slots); the rest wait in the local queue. */
-  startNow: number = limit,
 ): Promise<ClaimedJob[]> {
   if (!UUID.test(workerId)) throw new TypeError(`Invalid worker id "${workerId}"`);
   const n = Math.max(0, Math.floor(limit));
   const nsLimit = Math.max(0, Math.floor(namespaceLimit));
-  const starting = Math.max(0, Math.floor(startNow));
-  if (
-    !Number.isSafeInteger(n) || !Number.isSafeInteger(nsLimit) || !Number.isSafeInteger(starting)
-  ) {
+  if (!Number.isSafeInteger(n) || !Number.isSafeInteger(nsLimit)) {
     throw new RangeError(`Invalid claim limits ${limit}, ${namespaceLimit}`);
   }
   const me = `'${workerId}'::uuid`;
@@ -83,20 +76,17 @@ export async function jobClaimAvailable(
     ), ranked as (
       select l.id, row_number() over (
                partition by l.namespace order by l.priority desc, l.created_at, l.id) as rn,
-             row_number() over (order by l.priority desc, l.created_at, l.id) as ord,
              coalesce((select n from running r where r.namespace = l.namespace), 0) as n
       from locked l
     )
     update jobs.queue q
-    set status = 'running', worker_id = ${me},
-        -- NULL: claimed into the local queue, not started; a rescue does not charge it.
-        started_at = case when k.ord <= ${starting} then now() end,
+    set status = 'running', worker_id = ${me}, started_at = now(),
         last_progress_at = now(), completed_at = null, updated_at = now()
     from ranked k
     where q.id = k.id and k.n + k.rn <= ${nsLimit}
     returning q.id, q.function_id, q.function_version, q.job_name, q.namespace, q.payload,
       q.retry_count, q.max_retries, q.timeout_seconds, q.progress_timeout_seconds,
-      q.created_by, q.user_role, q.user_email, q.started_at,
+      q.created_by, q.user_role, q.user_email,
       (select coalesce(max(line_number), 0) from jobs.logs g where g.job_id = q.id)::int
         as log_lines`,
   );
@@ -126,7 +116,6 @@ export async function jobCompleteManyIfRunning(
   const rows = await sql<{ id: string }[]>`
     update jobs.queue q
     set status = 'completed', result = v.result, completed_at = now(), updated_at = now(),
-        started_at = coalesce(q.started_at, now()),
         progress = coalesce(v.progress, q.progress),
         last_progress_at = case when v.progress is null then q.last_progress_at else now() end,
         logs = case when v.logs is null then q.logs else coalesce(q.logs, '') || v.logs end
@@ -172,7 +161,6 @@ export function jobFailManyIfRunning(
         worker_id = case when v.retry then null else q.worker_id end,
         completed_at = case when v.retry then null else now() end,
         error_message = v.error, updated_at = now(),
-        started_at = case when v.retry then q.started_at else coalesce(q.started_at, now()) end,
         progress = coalesce(v.progress, q.progress),
         logs = case when v.logs is null then q.logs else coalesce(q.logs, '') || v.logs end
     from (
@@ -202,19 +190,6 @@ export async function jobReleaseManyIfRunning(
     where id = any(${ids}::uuid[]) and status = 'running' and worker_id = ${workerId}
     returning id`;
   return rows.map((r) => r.id);
-}
-
-/** Records that jobs taken from the local queue have started (their started_at was NULL). */
-export async function jobMarkStartedMany(
-  sql: Sql,
-  workerId: string,
-  ids: string[],
-): Promise<void> {
-  if (ids.length === 0) return;
-  await sql`
-    update jobs.queue set started_at = now(), last_progress_at = now(), updated_at = now()
-    where id = any(${ids}::uuid[]) and status = 'running' and worker_id = ${workerId}
-      and started_at is null`;
 }
 
 export interface ProgressUpdate {

@@ -102,29 +102,18 @@ export function workerRescueById(
     returning q.id, q.status`;
 }
 
-/**
- * The UPDATE head shared by both rescues: a failed attempt, the formula of retry_policy.ts. A
- * job that never started (claimed into the worker's local queue, started_at NULL) goes back
- * to pending at once and is charged nothing: it did not run.
- */
+/** The UPDATE head shared by both rescues: a failed attempt, the formula of retry_policy.ts. */
 function failAttempts(sql: Sql, reason: string, p: RetryPolicy) {
   return sql`
     update jobs.queue q
-    set status = case when q.started_at is null or q.retry_count < q.max_retries
-                      then 'pending' else 'failed' end,
-        run_after = case
-          when q.started_at is null then now()
-          when q.retry_count < q.max_retries
+    set status = case when q.retry_count < q.max_retries then 'pending' else 'failed' end,
+        run_after = case when q.retry_count < q.max_retries
           then now() + least(${p.retryMaxDelayMs}::float8,
                              ${p.retryBaseDelayMs}::float8 * power(2, q.retry_count))
                        * (1 - ${p.retryJitter}::float8 * random()) * interval '1 millisecond'
           else q.run_after end,
-        completed_at = case when q.started_at is null or q.retry_count < q.max_retries
-                            then null else now() end,
-        worker_id = case when q.started_at is null or q.retry_count < q.max_retries
-                         then null else q.worker_id end,
-        retry_count = q.retry_count +
-          case when q.started_at is not null and q.retry_count < q.max_retries then 1 else 0 end,
-        error_message = case when q.started_at is null then q.error_message else ${reason} end,
-        updated_at = now()`;
+        completed_at = case when q.retry_count < q.max_retries then null else now() end,
+        worker_id = case when q.retry_count < q.max_retries then null else q.worker_id end,
+        retry_count = q.retry_count + case when q.retry_count < q.max_retries then 1 else 0 end,
+        error_message = ${reason}, updated_at = now()`;
 }
