@@ -15,6 +15,9 @@ Deno.test("100,000 progress reports make a handful of writes; the last one is wr
   const { sql } = engine.db;
   try {
     await insertFunction(sql, { name: "chatty", code: CHATTY });
+    // Count writes through change capture, which is on while a hub has subscribers.
+    await sql`insert into realtime.presence (hub_id, active_until)
+      values (gen_random_uuid(), now() + interval '1 hour')`;
     const [id] = await submitJobs(sql, "chatty", [null]);
     const job = await waitForStatus(sql, id, ["completed"], 30_000);
     assert.deepEqual(job.progress, { percent: 100, message: "step 100000", data: { i: 100000 } });

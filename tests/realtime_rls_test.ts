@@ -32,6 +32,9 @@ Deno.test("rls: the hub's decision agrees with the database's policies", opts, a
   const db = await createTestDatabase();
   try {
     const sql = db.sql;
+    // Capture is on while a hub has subscribers (0004_capture_presence.sql); stand in for one.
+    await sql`insert into realtime.presence (hub_id, active_until)
+      values (gen_random_uuid(), now() + interval '1 hour')`;
     for (const owner of ["alice", "bob", "root", null, ""]) {
       await insertJob(sql, { created_by: owner });
       await insertJob(sql, { created_by: owner, status: "running" });

@@ -3,6 +3,7 @@
  * sends each event to the subscriptions whose subscriber may see the row (rls.ts) and whose
  * filter matches (filters.ts). Protocol: protocol.ts.
  */
+import { Presence } from "./presence.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 import { coerceError } from "../errors.ts";
@@ -45,6 +46,7 @@ export class RealtimeHub {
   readonly #perUser = new Map<string, number>();
   readonly #listener: ChangeListener;
   readonly #session: SessionDeps;
+  readonly #presence: Presence;
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   #started = false;
   #eventsSent = 0;
@@ -52,11 +54,16 @@ export class RealtimeHub {
   constructor(opts: RealtimeHubOptions) {
     this.#config = opts.config.realtime;
     this.#verifier = opts.verifier;
+    this.#presence = new Presence({
+      sql: opts.sql,
+      wanted: () => this.#index.hasTableSubscriptions(),
+    });
     this.#session = {
       sql: opts.sql,
       verifier: opts.verifier,
       index: this.#index,
       maxSubscriptionsPerConnection: opts.maxSubscriptionsPerConnection ?? 100,
+      presence: this.#presence,
     };
     this.#listener = new ChangeListener({
       sql: opts.sql,
@@ -75,6 +82,7 @@ export class RealtimeHub {
     if (this.#started) return;
     this.#started = true;
     await this.#listener.start();
+    this.#presence.start();
     this.#heartbeat = setInterval(() => {
       for (const conn of this.#connections) conn.send(HEARTBEAT);
     }, this.#config.pingIntervalMs);
@@ -88,6 +96,7 @@ export class RealtimeHub {
     for (const conn of [...this.#connections]) {
       conn.disconnect(CLOSE_GOING_AWAY, "Server is shutting down");
     }
+    await this.#presence.stop();
     await this.#listener.stop();
   }
 

@@ -27,6 +27,8 @@ export interface SessionDeps {
   verifier: TokenVerifier;
   index: SubscriptionIndex;
   maxSubscriptionsPerConnection: number;
+  /** Turns change capture on (presence.ts) before a table subscription is acknowledged. */
+  presence: { ensure(): Promise<void> };
 }
 
 const EVENTS = new Set(["INSERT", "UPDATE", "DELETE", "*"]);
@@ -61,7 +63,7 @@ async function dispatch(deps: SessionDeps, conn: Connection, msg: ClientMessage,
       conn.send(HEARTBEAT);
       return;
     case "subscribe":
-      return subscribe(deps, conn, reply, msg.channel, msg.config);
+      return await subscribe(deps, conn, reply, msg.channel, msg.config);
     case "unsubscribe":
       return unsubscribe(deps, conn, reply, msg.subscriptionId);
     case "access_token":
@@ -106,7 +108,7 @@ function resolveTable(channel: string, config: SubscribeConfig | null): Realtime
   return found;
 }
 
-function subscribe(
+async function subscribe(
   deps: SessionDeps,
   conn: Connection,
   reply: Reply,
@@ -123,6 +125,9 @@ function subscribe(
     );
   }
   const filter = config?.filter ? parseFilter(config.filter, table) : null;
+  // Events are captured only while some hub has subscribers: switch capture on first, so that
+  // everything committed after the ack is delivered.
+  await deps.presence.ensure();
   const id = crypto.randomUUID();
   const sub: TableSubscription = {
     kind: "table",

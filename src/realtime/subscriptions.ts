@@ -103,6 +103,14 @@ export class SubscriptionIndex {
   get size(): number {
     return this.#filed.size;
   }
+
+  /** Whether any table subscription can receive events (anon ones are never filed). */
+  hasTableSubscriptions(): boolean {
+    for (const entry of this.#tables.values()) {
+      if (entry.all.size > 0 || entry.byOwner.size > 0) return true;
+    }
+    return false;
+  }
 }
 
 function getOrInit<K, V>(map: Map<K, V>, key: K, init: () => V): V {
