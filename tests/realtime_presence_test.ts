@@ -1,5 +1,5 @@
 /**
- * Change capture runs only while a hub has table subscribers (0004_capture_presence.sql): no
+ * Change capture runs only while a hub has table subscribers (migrations/0003_notify.sql): no
  * rows are written for nobody, and nothing committed after a subscribe's ack is missed.
  */
 import assert from "node:assert/strict";

@@ -32,7 +32,7 @@ Deno.test("rls: the hub's decision agrees with the database's policies", opts, a
   const db = await createTestDatabase();
   try {
     const sql = db.sql;
-    // Capture is on while a hub has subscribers (0004_capture_presence.sql); stand in for one.
+    // Capture is on while a hub has subscribers (migrations/0003_notify.sql); stand in for one.
     await sql`insert into realtime.presence (hub_id, active_until)
       values (gen_random_uuid(), now() + interval '1 hour')`;
     for (const owner of ["alice", "bob", "root", null, ""]) {

@@ -1,6 +1,6 @@
 /**
  * Tells the database that this hub has table subscribers, so the change-capture triggers
- * write realtime.changes (migrations/0004_capture_presence.sql). The row is refreshed well
+ * write realtime.changes (migrations/0003_notify.sql). The row is refreshed well
  * before it expires while anyone subscribes, and removed when nobody does or the hub stops; a
  * hub that dies leaves a row that expires by itself.
  */
