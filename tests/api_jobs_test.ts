@@ -305,3 +305,21 @@ Deno.test("FLUXBASE_CORS_ORIGINS limits API calls and realtime upgrades to those
     await server.stop();
   }
 });
+
+Deno.test("FLUXBASE_JOBS_ENABLED=false: the jobs API answers 503 jobs_disabled", async () => {
+  const server = await startTestServer({ jobsDir, env: { FLUXBASE_JOBS_ENABLED: "false" } });
+  try {
+    const token = await server.token({ sub: "alice" });
+    const res = await server.request("POST", "/api/v1/jobs/submit", {
+      token,
+      body: { job_name: "echo" },
+    });
+    assert.equal(res.status, 503);
+    assert.equal(res.body.code, "jobs_disabled");
+    const [{ n }] = await server.sql`select count(*)::int as n from jobs.queue`;
+    assert.equal(n, 0);
+    assert.equal((await server.request("GET", "/health")).status, 200);
+  } finally {
+    await server.stop();
+  }
+});

@@ -9,7 +9,7 @@ import { authenticate, type AuthEnv } from "../auth/middleware.ts";
 import type { TokenVerifier } from "../auth/jwt.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
-import { ForbiddenError, NotFoundError, PayloadTooLargeError } from "../errors.ts";
+import { AppError, ForbiddenError, NotFoundError, PayloadTooLargeError } from "../errors.ts";
 import { errorResponse } from "./errors.ts";
 import { adminFunctionRoutes } from "./routes/admin_functions.ts";
 import { adminJobRoutes } from "./routes/admin_jobs.ts";
@@ -73,6 +73,16 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
     }),
   );
   app.use("/api/*", authenticate(deps.verifier));
+  if (!deps.config.jobs.enabled) {
+    // FLUXBASE_JOBS_ENABLED=false: the server runs, the jobs API says why it is not there.
+    app.use("/api/v1/*", () => {
+      throw new AppError(
+        503,
+        "jobs_disabled",
+        "Background jobs are disabled on this server (FLUXBASE_JOBS_ENABLED=false)",
+      );
+    });
+  }
   app.route("/api/v1/jobs", jobRoutes(deps.sql));
   app.route("/api/v1/admin/jobs", adminJobRoutes(deps.sql));
   app.route("/api/v1/admin/jobs", adminFunctionRoutes(deps.sql, deps.config));
