@@ -24,6 +24,9 @@ import type {
   RunOutcome,
 } from "./types.ts";
 
+/** How long a bundle's files outlive its last isolate (see #forgetIsolate). */
+const FILES_LINGER_MS = 5000;
+
 export interface IsolatePoolOptions {
   /** An idle isolate is stopped after this long (default 60 s). */
   idleTtlMs?: number;
@@ -199,7 +202,7 @@ export class IsolatePool {
       const name = `fluxbase:${bundle.namespace}/${bundle.name}@${bundle.version}`;
       return new IsolateHost(isolateKey(bundle), mainUrl, name, bundle.permissions, rewriteTrace);
     } catch (e) {
-      await this.#forgetIsolate(versionKey);
+      this.#forgetIsolate(versionKey);
       throw e;
     }
   }
@@ -227,18 +230,27 @@ export class IsolatePool {
   /** Stops an isolate; returns true when it did not answer (it may still burn a core). */
   async #dispose(host: IsolateHost, checkStuck: boolean): Promise<boolean> {
     const { stuck } = await host.stop(checkStuck ? this.#stuckPingMs : null);
-    await this.#forgetIsolate(host.key.split("\0", 1)[0]);
+    this.#forgetIsolate(host.key.split("\0", 1)[0]);
     return stuck;
   }
 
-  async #forgetIsolate(versionKey: string) {
+  /**
+   * Drops an isolate's claim on its bundle's files. The files outlive the last isolate by a
+   * few seconds: a Worker terminated while its module graph was still loading keeps reading
+   * them ("Uncaught (in worker) Module not found" otherwise), and a job of the same version
+   * arriving meanwhile reuses them. shutdown() removes whatever is left at once.
+   */
+  #forgetIsolate(versionKey: string) {
     const files = this.#bundles.get(versionKey);
     if (!files) return;
     files.isolates--;
-    if (files.isolates <= 0) {
+    if (files.isolates > 0) return;
+    const timer = setTimeout(() => {
+      if (this.#bundles.get(versionKey) !== files || files.isolates > 0) return;
       this.#bundles.delete(versionKey);
-      await (await files.files).remove();
-    }
+      void files.files.then((f) => f.remove()).catch(() => {});
+    }, FILES_LINGER_MS);
+    Deno.unrefTimer(timer);
   }
 }
 
