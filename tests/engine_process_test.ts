@@ -143,3 +143,51 @@ Deno.test("SIGKILL of a worker and of the whole server: every job completes exac
     await db.drop();
   }
 });
+
+Deno.test("a worker whose supervisor was SIGKILLed shuts itself down", async () => {
+  const db = await createTestDatabase();
+  const dataDir = await Deno.makeTempDir({ prefix: "fluxbase-orphan-" });
+  const supervisor = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--no-prompt",
+      new URL("./fixtures/engine/supervise.ts", import.meta.url).pathname,
+    ],
+    env: { DATABASE_URL: db.url, FLUXBASE_DATA_DIR: dataDir },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = supervisor.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("\n")) out += (await reader.read()).value ?? "";
+    const workerPid = Number(out.trim());
+    assert.ok(workerPid > 0);
+    await waitFor("the worker to register", async () => {
+      const rows = await db.sql`select 1 from jobs.workers where pid = ${workerPid}
+        and status = 'active'`;
+      return rows.length === 1;
+    }, 30_000);
+
+    supervisor.kill("SIGKILL");
+    await supervisor.status;
+    await reader.cancel();
+    await waitFor("the orphaned worker to exit", async () => {
+      try {
+        await Deno.stat(`/proc/${workerPid}`);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 15_000);
+    const [row] = await db.sql`select status from jobs.workers where pid = ${workerPid}`;
+    assert.equal(row.status, "stopped");
+  } finally {
+    try {
+      supervisor.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await db.drop();
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});

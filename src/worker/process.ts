@@ -14,5 +14,22 @@ if (import.meta.main) {
     );
     Deno.exit(2);
   }
+  exitWithSupervisor();
   await runWorker({ ...boot, boot });
+}
+
+/**
+ * A supervisor killed with SIGKILL cannot stop its children, and an orphaned worker would run
+ * on forever beside the replacements a restarted server starts. Re-parenting gives it away:
+ * the worker then shuts down as on SIGTERM (running jobs finish within the grace period,
+ * unstarted ones go back to pending).
+ */
+function exitWithSupervisor(): void {
+  const supervisor = Deno.ppid;
+  const timer = setInterval(() => {
+    if (Deno.ppid === supervisor) return;
+    clearInterval(timer);
+    Deno.kill(Deno.pid, "SIGTERM");
+  }, 500);
+  Deno.unrefTimer(timer);
 }
