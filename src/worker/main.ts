@@ -39,7 +39,8 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     max: Math.min(20, 6 + Math.ceil(jobs.maxConcurrentPerWorker / 10)),
     applicationName: `fluxbase-worker-${boot?.name ?? Deno.pid}`,
   });
-  const serverEnv = Deno.env.toObject();
+  // The server's FLUXBASE_* variables a job may see, filtered once rather than for every job.
+  const serverEnv = buildJobEnv(Deno.env.toObject(), { jobId: "", jobName: "", namespace: "" }, "");
   // Keep as many warm isolates per function as there are slots: a job that finds none idle
   // pays 30-100 ms to create one (DESIGN.md), which would cap throughput.
   const pool = new IsolatePool({ maxIdlePerFunction: jobs.maxConcurrentPerWorker });
