@@ -297,16 +297,6 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const v = read(s);
     if (v !== undefined) jobs[field] = v;
   }
-  // The spec's short names for two settings.
-  const legacyWorkerCount = env.FLUXBASE_JOBS_EMBEDDED_WORKER_COUNT;
-  if (legacyWorkerCount === undefined && env.FLUXBASE_JOBS_WORKERS) {
-    jobs.embeddedWorkerCount = convert(
-      JOB_SETTINGS.embeddedWorkerCount,
-      env.FLUXBASE_JOBS_WORKERS,
-      "environment variable FLUXBASE_JOBS_WORKERS",
-      problems,
-    ) ?? jobs.embeddedWorkerCount;
-  }
   const rt = { ...REALTIME_DEFAULTS } as Record<string, unknown>;
   for (const [field, s] of Object.entries(REALTIME_SETTINGS)) {
     const v = read(s);
@@ -350,7 +340,6 @@ function reportUnknownEnv(env: Record<string, string>, problems: string[]) {
   const known = new Set(
     [...Object.values(JOB_SETTINGS), ...Object.values(REALTIME_SETTINGS)].flatMap((s) => s.env),
   );
-  known.add("FLUXBASE_JOBS_WORKERS");
   for (const name of Object.keys(env)) {
     if (/^FLUXBASE_(JOBS|REALTIME)_/.test(name) && !known.has(name)) {
       const prefix = name.startsWith("FLUXBASE_JOBS_") ? "FLUXBASE_JOBS_" : "FLUXBASE_REALTIME_";

@@ -1,7 +1,8 @@
 /**
  * Forward-only SQL migrations: `migrations/NNNN_name.sql`, applied in order at boot under an
- * advisory lock (several processes may boot at once), each in its own transaction, recorded
- * in `public.fluxbase_migrations`. Start-up refuses a gap in the files and a database that
+ * advisory lock (several processes may boot at once), in one transaction with a savepoint
+ * per file (a failure names its file and applies nothing), recorded in
+ * `public.fluxbase_migrations`. Start-up refuses a gap in the files and a database that
  * is newer than the code.
  */
 import type { Sql } from "./pool.ts";
