@@ -59,25 +59,46 @@ CREATE FUNCTION realtime.capturing() RETURNS boolean
   LANGUAGE sql STABLE
   AS $$ SELECT EXISTS (SELECT 1 FROM realtime.presence WHERE active_until > now()) $$;
 
--- The capture functions pin enable_seqscan/enable_bitmapscan on: the worker's claim turns them
+-- The capture function pins enable_seqscan/enable_bitmapscan on: the worker's claim turns them
 -- off for its own statement (src/queue/job_queries.ts), and planning the triggers' queries on
 -- transition tables with them off took 15-190 ms per call instead of ~1 ms (measured).
-CREATE FUNCTION jobs.capture_queue_insert() RETURNS trigger
+-- One function for the three triggers below; a statement naming a transition table is only
+-- planned in the branch of the trigger that declares it.
+CREATE FUNCTION jobs.capture_queue_changes() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, jobs, realtime
   SET enable_seqscan = on SET enable_bitmapscan = on
   AS $$
   DECLARE n_changed bigint;
   BEGIN
-    -- Wake idle workers: one notify per statement however many rows it inserted.
-    IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
-      RETURN NULL;
+    -- Wake idle workers, once per statement: jobs were inserted, or a job became pending
+    -- again (a retry) and may be claimable.
+    IF TG_OP = 'INSERT' THEN
+      IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+        RETURN NULL;
+      END IF;
+      PERFORM pg_notify('fluxbase_jobs', 'inserted');
+    ELSIF TG_OP = 'UPDATE' THEN
+      -- Nested, not `AND`: a condition is planned whole, and a DELETE has no new_rows.
+      IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
+                 WHERE n.status = 'pending' AND o.status <> 'pending') THEN
+        PERFORM pg_notify('fluxbase_jobs', 'pending');
+      END IF;
     END IF;
-    PERFORM pg_notify('fluxbase_jobs', 'inserted');
+
     IF NOT realtime.capturing() THEN
       RETURN NULL;
     END IF;
-    INSERT INTO realtime.changes (schema_name, table_name, type, record)
-      SELECT 'jobs', 'queue', 'INSERT', jobs.realtime_record(n) FROM new_rows n;
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO realtime.changes (schema_name, table_name, type, record)
+        SELECT 'jobs', 'queue', 'INSERT', jobs.realtime_record(n) FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+      INSERT INTO realtime.changes (schema_name, table_name, type, record, old_record)
+        SELECT 'jobs', 'queue', 'UPDATE', jobs.realtime_record(n), jobs.realtime_old_record(o)
+        FROM new_rows n JOIN old_rows o ON o.id = n.id;
+    ELSE
+      INSERT INTO realtime.changes (schema_name, table_name, type, old_record)
+        SELECT 'jobs', 'queue', 'DELETE', jobs.realtime_record(o) FROM old_rows o;
+    END IF;
     GET DIAGNOSTICS n_changed = ROW_COUNT;
     IF n_changed > 0 THEN
       PERFORM pg_notify('fluxbase_changes', currval('realtime.changes_id_seq')::text);
@@ -86,57 +107,14 @@ CREATE FUNCTION jobs.capture_queue_insert() RETURNS trigger
   END
   $$;
 
-CREATE FUNCTION jobs.capture_queue_update() RETURNS trigger
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, jobs, realtime
-  SET enable_seqscan = on SET enable_bitmapscan = on
-  AS $$
-  DECLARE n_changed bigint;
-  BEGIN
-    -- A job that became pending again (retry) may be claimable: wake workers.
-    IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
-               WHERE n.status = 'pending' AND o.status <> 'pending') THEN
-      PERFORM pg_notify('fluxbase_jobs', 'pending');
-    END IF;
-    IF NOT realtime.capturing() THEN
-      RETURN NULL;
-    END IF;
-    INSERT INTO realtime.changes (schema_name, table_name, type, record, old_record)
-      SELECT 'jobs', 'queue', 'UPDATE', jobs.realtime_record(n), jobs.realtime_old_record(o)
-      FROM new_rows n JOIN old_rows o ON o.id = n.id;
-    GET DIAGNOSTICS n_changed = ROW_COUNT;
-    IF n_changed > 0 THEN
-      PERFORM pg_notify('fluxbase_changes', currval('realtime.changes_id_seq')::text);
-    END IF;
-    RETURN NULL;
-  END
-  $$;
-
-CREATE FUNCTION jobs.capture_queue_delete() RETURNS trigger
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, jobs, realtime
-  SET enable_seqscan = on SET enable_bitmapscan = on
-  AS $$
-  DECLARE n_changed bigint;
-  BEGIN
-    IF NOT realtime.capturing() THEN
-      RETURN NULL;
-    END IF;
-    INSERT INTO realtime.changes (schema_name, table_name, type, old_record)
-      SELECT 'jobs', 'queue', 'DELETE', jobs.realtime_record(o) FROM old_rows o;
-    GET DIAGNOSTICS n_changed = ROW_COUNT;
-    IF n_changed > 0 THEN
-      PERFORM pg_notify('fluxbase_changes', currval('realtime.changes_id_seq')::text);
-    END IF;
-    RETURN NULL;
-  END
-  $$;
-
+-- Transition tables allow one event per trigger, hence three triggers.
 CREATE TRIGGER queue_capture_insert AFTER INSERT ON jobs.queue
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_insert();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_changes();
 CREATE TRIGGER queue_capture_update AFTER UPDATE ON jobs.queue
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_update();
+  FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_changes();
 CREATE TRIGGER queue_capture_delete AFTER DELETE ON jobs.queue
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_delete();
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs.capture_queue_changes();
 
 -- A running job that was cancelled: tell the worker holding it (payload "<job id>:<worker id>").
 CREATE FUNCTION jobs.notify_running_cancelled() RETURNS trigger
