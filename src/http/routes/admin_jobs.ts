@@ -14,8 +14,8 @@ import {
   namespacesList,
   workersList,
 } from "../../jobs/job_queries.ts";
-import { cancelJob, copyJob, getJob } from "../../jobs/operations.ts";
 import { name, pagination, parseQuery } from "../validation.ts";
+import { mountJobActions } from "./job_actions.ts";
 
 const queueSchema = z.object({
   status: z.enum(JOB_STATUSES as [string, ...string[]]).optional(),
@@ -41,23 +41,7 @@ export function adminJobRoutes(sql: Sql) {
     return c.json({ jobs, limit, offset, total });
   });
 
-  app.get("/queue/:id", async (c) => c.json(await getJob(sql, c.get("auth"), c.req.param("id"))));
-  app.post(
-    "/queue/:id/cancel",
-    async (c) => c.json(await cancelJob(sql, c.get("auth"), c.req.param("id"), "cancel")),
-  );
-  app.post(
-    "/queue/:id/terminate",
-    async (c) => c.json(await cancelJob(sql, c.get("auth"), c.req.param("id"), "terminate")),
-  );
-  app.post(
-    "/queue/:id/retry",
-    async (c) => c.json(await copyJob(sql, c.get("auth"), c.req.param("id"), "retry"), 201),
-  );
-  app.post(
-    "/queue/:id/resubmit",
-    async (c) => c.json(await copyJob(sql, c.get("auth"), c.req.param("id"), "resubmit"), 201),
-  );
+  mountJobActions(app, sql, "/queue", ["cancel", "terminate", "retry", "resubmit"]);
 
   app.get("/stats", async (c) => {
     const { namespace } = parseQuery(c, z.object({ namespace: name.optional() }));

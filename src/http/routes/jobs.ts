@@ -5,9 +5,10 @@ import type { AuthEnv } from "../../auth/middleware.ts";
 import { asUser } from "../../db/as_user.ts";
 import type { Sql } from "../../db/pool.ts";
 import { JOB_STATUSES, jobList } from "../../jobs/job_queries.ts";
-import { cancelJob, copyJob, getJob, getJobLogs } from "../../jobs/operations.ts";
+import { getJobLogs } from "../../jobs/operations.ts";
 import { submitJob } from "../../jobs/submit.ts";
 import { name, pagination, parseBody, parseQuery } from "../validation.ts";
+import { mountJobActions } from "./job_actions.ts";
 
 const onBehalfOf = z.union([
   z.string().min(1).max(256).transform((user_id) => ({ user_id })),
@@ -64,17 +65,7 @@ export function jobRoutes(sql: Sql) {
     return c.json({ jobs, limit: q.limit, offset: q.offset, total });
   });
 
-  app.get("/:id", async (c) => c.json(await getJob(sql, c.get("auth"), c.req.param("id"))));
-
-  app.post(
-    "/:id/cancel",
-    async (c) => c.json(await cancelJob(sql, c.get("auth"), c.req.param("id"), "cancel")),
-  );
-
-  app.post(
-    "/:id/retry",
-    async (c) => c.json(await copyJob(sql, c.get("auth"), c.req.param("id"), "retry"), 201),
-  );
+  mountJobActions(app, sql, "", ["cancel", "retry"]);
 
   app.get("/:id/logs", async (c) => {
     const q = parseQuery(c, logsSchema);
