@@ -4,7 +4,8 @@
  */
 import { ConfigError, loadConfig } from "./src/config.ts";
 import { resolveJwtSecret } from "./src/auth/secret.ts";
-import { resolveDatabase, startServer } from "./src/server.ts";
+import { runningEmbeddedUrl } from "./src/db/embedded.ts";
+import { startServer } from "./src/server.ts";
 import { runWorker } from "./src/worker/main.ts";
 
 async function main(): Promise<number> {
@@ -22,9 +23,15 @@ async function main(): Promise<number> {
   if (mode === "worker") {
     // A standalone worker (`deno task worker`; supervised ones run src/worker/process.ts)
     // uses DATABASE_URL, or the embedded database of a server running from the same data
-    // directory.
-    const log = (line: string) => console.log(line);
-    const databaseUrl = config.databaseUrl ?? (await resolveDatabase(config, log)).url;
+    // directory; it never starts a database of its own, which would hold no jobs.
+    const databaseUrl = config.databaseUrl ?? await runningEmbeddedUrl(config.dataDir);
+    if (!databaseUrl) {
+      console.error(
+        `No database for the worker: set DATABASE_URL, or start the server first ` +
+          `(its embedded PostgreSQL in ${config.dataDir} is not running)`,
+      );
+      return 2;
+    }
     const jwtSecret = await resolveJwtSecret(config.jwtSecret, config.dataDir);
     await runWorker({ config, databaseUrl, jwtSecret });
     return 0;

@@ -35,7 +35,7 @@ export interface StartOptions {
 }
 
 /** The database URL: DATABASE_URL, or an embedded PostgreSQL started under the data dir. */
-export async function resolveDatabase(
+async function resolveDatabase(
   config: Config,
   log: (line: string) => void,
 ): Promise<{ url: string; embedded: EmbeddedPostgres | null }> {

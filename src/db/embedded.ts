@@ -135,6 +135,19 @@ async function startDaemon(pgData: string, port: number, runAs: User | null) {
   }
 }
 
+/**
+ * The URL of the embedded PostgreSQL a server runs from `dataDir`, or null when none runs
+ * there. For standalone worker processes next to a server: they share its database and must
+ * never start an empty one of their own.
+ */
+export async function runningEmbeddedUrl(dataDir: string): Promise<string | null> {
+  const root = resolve(dataDir);
+  const port = await adoptRunningPostmaster(join(root, "pg"));
+  if (!port) return null;
+  const password = (await Deno.readTextFile(join(root, PASSWORD_FILE))).trim();
+  return urlFor(port, password);
+}
+
 function urlFor(port: number, password: string): string {
   return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 }
