@@ -1,15 +1,21 @@
 /**
  * The runtime inside a job isolate. The generated main module (materialize.ts) imports this file
  * first, so the sandbox is in place before the job's module is evaluated, then calls `start()`
- * with the job's module. One job runs at a time; everything about a job arrives with its "run"
- * message and is dropped when the run ends.
+ * with the job's module. Runs arrive in batches and wait in a queue; one job runs at a time, and
+ * everything about a job arrives with it and is dropped when its run ends.
+ *
+ * Outcomes go into the control block (control.ts). The host hears of them through one
+ * "outcomes" message: at once when the queue is empty, else after the current macrotask, so a
+ * batch of quick jobs costs one message while a slow job (one that waits for I/O) does not hold
+ * back the outcomes of the jobs before it.
  */
 /// <reference lib="deno.worker" />
 import { createClient } from "../sdk/mod.ts";
-import type { ErrorInfo, HostMessage, IsolateMessage } from "./protocol.ts";
+import { ControlBlock, SlotState } from "./control.ts";
+import type { ErrorInfo, HostMessage, IsolateMessage, QueuedRun } from "./protocol.ts";
 import { installSandbox } from "./sandbox.ts";
 import { createJobUtils } from "./job_utils.ts";
-import type { JobRun, PlatformRequest, PlatformResponse } from "./types.ts";
+import type { PlatformRequest, PlatformResponse } from "./types.ts";
 
 type Handler = (req: Request, fluxbase: unknown, fluxbaseService: unknown, job: unknown) => unknown;
 
@@ -21,6 +27,10 @@ const pendingPlatform = new Map<
 >();
 let nextRequestId = 1;
 let handler: Handler | null = null;
+let control: ControlBlock | null = null;
+const queue: QueuedRun[] = [];
+let draining = false;
+let wakeTimer: ReturnType<typeof setTimeout> | null = null;
 
 // An unhandled rejection or an error thrown from a timer would otherwise kill the isolate with
 // only an error event on the host (measured); report it against the run that is current.
@@ -49,8 +59,12 @@ self.onmessage = (event: MessageEvent<HostMessage>) => {
     case "ping":
       post({ type: "pong", id: message.id });
       break;
-    case "run":
-      void runJob(message.runId, message.job, new Int32Array(message.cancelFlag));
+    case "init":
+      control = new ControlBlock(message.control);
+      break;
+    case "runs":
+      queue.push(...message.runs);
+      if (!draining) void drain();
       break;
     case "platform_response":
       pendingPlatform.get(message.requestId)?.resolve(message.response);
@@ -84,9 +98,33 @@ export function start(module: Record<string, unknown>): void {
   post({ type: "ready" });
 }
 
-async function runJob(runId: number, job: JobRun, cancelFlag: Int32Array) {
-  const cancelled = () => Atomics.load(cancelFlag, 0) === 1;
+/** Runs the queued jobs one after another; a run the host took back (SKIPPED) is passed over. */
+async function drain() {
+  draining = true;
+  const block = control!;
+  while (queue.length > 0) {
+    const run = queue.shift()!;
+    if (block.runId(run.slot) !== run.runId) continue;
+    if (!block.transition(run.slot, SlotState.QUEUED, SlotState.RUNNING)) continue;
+    await runJob(run, block);
+    if (queue.length === 0) wake();
+    else wakeTimer ??= setTimeout(wake, 0);
+  }
+  draining = false;
+}
+
+function wake() {
+  if (wakeTimer !== null) clearTimeout(wakeTimer);
+  wakeTimer = null;
+  post({ type: "outcomes" });
+}
+
+async function runJob({ runId, slot, job }: QueuedRun, block: ControlBlock) {
+  const cancelled = () => block.cancelled(slot);
   sandbox.setCurrent({ runId, env: { ...job.env }, cancelled });
+  const started = performance.now();
+  let failed = false;
+  let json: string;
   try {
     const baseUrl = job.env.FLUXBASE_URL ?? "http://fluxbase.internal";
     const req = new Request(
@@ -104,20 +142,35 @@ async function runJob(runId: number, job: JobRun, cancelFlag: Int32Array) {
     });
     const utils = createJobUtils(job, cancelled, (p) => post({ type: "progress", runId, ...p }));
     const value = await handler!(req, fluxbase, fluxbaseService, utils);
-    let result: unknown;
-    try {
-      result = value === undefined ? null : JSON.parse(JSON.stringify(value));
-    } catch (e) {
-      throw new TypeError(
-        `The handler's return value is not JSON-serializable: ${(e as Error).message}`,
-      );
-    }
-    post({ type: "completed", runId, result });
+    json = value === undefined ? "null" : resultJson(value);
   } catch (e) {
-    post({ type: "failed", runId, error: errorInfo(e) });
+    failed = true;
+    json = JSON.stringify(errorInfo(e));
   } finally {
     if (sandbox.current()?.runId === runId) sandbox.setCurrent(null);
   }
+  if (!block.finish(slot, failed, json, performance.now() - started)) {
+    // POSTED before the message: once the host has the message it may reuse the slot.
+    block.setState(slot, SlotState.POSTED);
+    post({ type: "outcome", runId, failed, json });
+  }
+}
+
+function resultJson(value: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (e) {
+    throw new TypeError(
+      `The handler's return value is not JSON-serializable: ${(e as Error).message}`,
+    );
+  }
+  if (json === undefined) {
+    throw new TypeError(
+      `The handler's return value is not JSON-serializable: a ${typeof value} has no JSON form`,
+    );
+  }
+  return json;
 }
 
 /** A `fetch` for the SDK that hands each request to the host instead of the network. */

@@ -1,9 +1,12 @@
 /**
- * One job on one isolate: posts the run, forwards progress, logs and platform calls to the
- * hooks, and decides how the run ends (result, error, timeout, progress timeout, cancel,
- * terminate) and whether the isolate may serve the next job.
+ * One job's run: its time limits, cancellation and outcome. The pool queues it on an isolate
+ * (isolate_host.ts), whose messages and control block bring its progress, logs, platform calls
+ * and end; the execution decides how the run ends (result, error, timeout, progress timeout,
+ * cancel, terminate) and whether its isolate may serve the next job.
  */
-import type { IsolateEvent, IsolateHost } from "./isolate_host.ts";
+import { SlotState } from "./control.ts";
+import type { IsolateHost } from "./isolate_host.ts";
+import type { ErrorInfo, IsolateMessage } from "./protocol.ts";
 import type { FunctionBundle, JobRun, RunHooks, RunLimits, RunOutcome } from "./types.ts";
 
 type Outcome = RunOutcome extends infer O ? O extends unknown ? Omit<O, "isolateStuck"> : never
@@ -12,7 +15,7 @@ type Outcome = RunOutcome extends infer O ? O extends unknown ? Omit<O, "isolate
 /** What to do with the isolate afterwards. */
 export type Disposal =
   | "reuse" /** the handler returned or threw: the isolate is clean */
-  | "stop" /** forced: terminate, checking first whether it is stuck */
+  | "stop" /** forced: stop the run, terminating the isolate if the run has started */
   | "gone"; /** it ended by itself (Deno.exit, crash): nothing to stop */
 
 export interface Ending {
@@ -20,66 +23,70 @@ export interface Ending {
   disposal: Disposal;
 }
 
+/** Events of a run that arrive as messages (or from the Worker itself). */
+export type RunEvent =
+  | Extract<IsolateMessage, { type: "progress" | "log" | "platform_request" | "exit" | "fatal" }>
+  | { type: "crashed"; error: ErrorInfo };
+
 let nextRunId = 1;
 
 export class Execution {
   readonly runId = nextRunId++;
   readonly ended: Promise<Ending>;
-  readonly #cancelFlag = new SharedArrayBuffer(4);
+  /** The isolate it is queued on or running in, and its slot there; null while it waits. */
+  lane: IsolateHost | null = null;
+  slot = -1;
   #end!: (ending: Ending) => void;
   #settled = false;
   #cancelRequested = false;
-  #timers: Array<ReturnType<typeof setTimeout>> = [];
+  #timeoutTimer: ReturnType<typeof setTimeout> | undefined;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #progressTimer: ReturnType<typeof setTimeout> | undefined;
-  #host: IsolateHost | null = null;
-  #posted = false;
+  /** The handler's own run time, when it finished by itself (the pool batches quick functions). */
+  elapsedMs: number | null = null;
 
   constructor(
     readonly bundle: FunctionBundle,
     readonly job: JobRun,
     readonly hooks: RunHooks,
     readonly limits: RunLimits,
+    /** Isolates with this key may run it (pool.ts isolateKey). */
+    readonly key: string,
   ) {
     this.ended = new Promise((resolve) => (this.#end = resolve));
-    const seconds = formatSeconds(limits.timeoutMs);
-    this.#timers.push(
-      setTimeout(
-        () => this.#finish({ kind: "timed_out", error: `timed out after ${seconds} s` }, "stop"),
-        limits.timeoutMs,
-      ),
-    );
+    this.#armTimeout();
   }
 
   get settled(): boolean {
     return this.#settled;
   }
 
-  /** Runs the job on `host` once it has loaded (the time it takes to load counts against the timeout). */
-  async start(host: IsolateHost): Promise<void> {
-    this.#host = host;
-    host.attach((event) => this.#onEvent(event));
-    const loadError = await host.ready;
-    if (this.#settled) return;
-    if (loadError) {
-      const error = `Cannot load job function "${this.bundle.name}": ${loadError.message}`;
-      this.#finish(
-        { kind: "failed", error, stack: loadError.stack },
-        host.exited ? "gone" : "stop",
-      );
-      return;
-    }
-    host.post({ type: "run", runId: this.runId, job: this.job, cancelFlag: this.#cancelFlag });
-    this.#posted = true;
-    // The job's silence is measured from its start; loading counts against the timeout only.
+  get cancelRequested(): boolean {
+    return this.#cancelRequested;
+  }
+
+  /** Queued on `lane` at `slot`. Silence is measured from here; the timeout runs since creation. */
+  dispatched(lane: IsolateHost, slot: number): void {
+    this.lane = lane;
+    this.slot = slot;
     this.#armProgressTimer();
   }
 
+  /** Its isolate stopped before the run started: it waits again, and its clock starts over. */
+  requeued(): void {
+    this.lane = null;
+    this.slot = -1;
+    clearTimeout(this.#progressTimer);
+    this.#armTimeout();
+  }
+
   cancel(): void {
-    Atomics.store(new Int32Array(this.#cancelFlag), 0, 1);
+    if (this.lane) this.lane.control.cancel(this.slot);
     if (this.#settled || this.#cancelRequested) return;
     this.#cancelRequested = true;
-    this.#timers.push(
-      setTimeout(() => this.#finish({ kind: "cancelled" }, "stop"), this.limits.cancelGraceMs),
+    this.#graceTimer = setTimeout(
+      () => this.#finish({ kind: "cancelled" }, "stop"),
+      this.limits.cancelGraceMs,
     );
   }
 
@@ -87,8 +94,31 @@ export class Execution {
     this.#finish({ kind: "terminated", error: reason }, "stop");
   }
 
-  #onEvent(event: IsolateEvent) {
-    if ("runId" in event && event.runId !== null && event.runId !== this.runId) return;
+  /** The handler returned (`json`: its result) or threw (`json`: an ErrorInfo). */
+  finished(failed: boolean, json: string, elapsedMs: number | null): void {
+    if (this.#settled) return;
+    this.elapsedMs = elapsedMs;
+    if (failed) {
+      const error = JSON.parse(json) as ErrorInfo;
+      this.#finish({ kind: "failed", error: error.message, stack: error.stack }, "reuse");
+    } else {
+      this.#finish({ kind: "completed", result: JSON.parse(json) }, "reuse");
+    }
+  }
+
+  /** Its isolate could not load the function. */
+  loadFailed(error: ErrorInfo, exited: boolean): void {
+    this.#finish(
+      {
+        kind: "failed",
+        error: `Cannot load job function "${this.bundle.name}": ${error.message}`,
+        stack: error.stack,
+      },
+      exited ? "gone" : "stop",
+    );
+  }
+
+  onEvent(event: RunEvent): void {
     switch (event.type) {
       case "progress":
         this.#armProgressTimer();
@@ -112,15 +142,6 @@ export class Execution {
       case "platform_request":
         this.#forwardPlatformRequest(event.requestId, event.request);
         return;
-      case "completed":
-        this.#finish({ kind: "completed", result: event.result }, "reuse");
-        return;
-      case "failed":
-        this.#finish(
-          { kind: "failed", error: event.error.message, stack: event.error.stack },
-          "reuse",
-        );
-        return;
       case "exit":
         this.#finish({
           kind: "failed",
@@ -129,14 +150,11 @@ export class Execution {
         }, "gone");
         return;
       case "fatal": {
-        if (!this.#posted) return; // a module that throws while loading: start() reports it
         const error = `${capitalize(event.what)}: ${event.error.message}`;
         this.#finish({ kind: "failed", error, stack: event.error.stack }, "stop");
         return;
       }
       case "crashed":
-        // Before the run was posted, a crash is the module failing to load (syntax, top-level throw).
-        if (!this.#posted) return;
         this.#finish({
           kind: "failed",
           error: `The isolate crashed: ${event.error.message}`,
@@ -150,13 +168,13 @@ export class Execution {
     requestId: number,
     request: Parameters<RunHooks["onPlatformRequest"]>[0],
   ) {
-    const host = this.#host!;
+    const lane = this.lane!;
     Promise.resolve()
       .then(() => this.hooks.onPlatformRequest(request))
       .then(
-        (response) => host.post({ type: "platform_response", requestId, response }),
+        (response) => lane.post({ type: "platform_response", requestId, response }),
         (e) =>
-          host.post({
+          lane.post({
             type: "platform_error",
             requestId,
             error: (e as Error)?.message ?? String(e),
@@ -164,18 +182,39 @@ export class Execution {
       );
   }
 
+  /**
+   * True while the run waits in its isolate behind another run that has started: that run's
+   * own limits stop it, and then this one moves to another isolate, so its clock must not run
+   * out meanwhile. (A run of an isolate that never finished loading has no such excuse.)
+   */
+  #waitingBehindAnother(): boolean {
+    const lane = this.lane;
+    if (!lane || lane.control.state(this.slot) !== SlotState.QUEUED) return false;
+    return lane.running() !== null;
+  }
+
+  #armTimeout() {
+    clearTimeout(this.#timeoutTimer);
+    const seconds = formatSeconds(this.limits.timeoutMs);
+    this.#timeoutTimer = setTimeout(() => {
+      if (this.#waitingBehindAnother()) return this.#armTimeout();
+      this.#finish({ kind: "timed_out", error: `timed out after ${seconds} s` }, "stop");
+    }, this.limits.timeoutMs);
+  }
+
   #armProgressTimer() {
     const limit = this.limits.progressTimeoutMs;
     if (limit === null || this.#settled) return;
     clearTimeout(this.#progressTimer);
     this.#progressTimer = setTimeout(() => {
+      if (this.#waitingBehindAnother()) return this.#armProgressTimer();
       const error = `no progress reported for ${formatSeconds(limit)} s`;
       this.#finish({ kind: "progress_timed_out", error }, "stop");
     }, limit);
   }
 
   #trace(text: string): string {
-    return this.#host ? this.#host.rewriteTrace(text) : text;
+    return this.lane ? this.lane.rewriteTrace(text) : text;
   }
 
   #finish(outcome: Outcome, disposal: Disposal) {
@@ -185,9 +224,9 @@ export class Execution {
       outcome = { ...outcome, stack: this.#trace(outcome.stack) };
     }
     this.#settled = true;
-    for (const timer of this.#timers) clearTimeout(timer);
+    clearTimeout(this.#timeoutTimer);
+    clearTimeout(this.#graceTimer);
     clearTimeout(this.#progressTimer);
-    this.#host?.attach(null);
     // A cancelled job that returned (or threw) in its grace period still ends as cancelled.
     if (this.#cancelRequested && (outcome.kind === "completed" || outcome.kind === "failed")) {
       outcome = { kind: "cancelled" };

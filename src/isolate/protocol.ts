@@ -1,13 +1,23 @@
 /**
  * Messages between the host (pool.ts / isolate_host.ts) and the code inside an isolate
  * (entry.ts). Every message about a job carries its `runId`, so a message from a run that already
- * ended (a timer the handler left behind) is recognised and ignored.
+ * ended (a timer the handler left behind) is recognised and ignored. Runs travel in batches and
+ * their outcomes through the shared control block (control.ts); "outcomes" only says "look".
  */
 import type { JobRun, LogLevel, PlatformRequest, PlatformResponse } from "./types.ts";
 
+/** One job for the isolate's queue; `slot` is its place in the control block. */
+export interface QueuedRun {
+  runId: number;
+  slot: number;
+  job: JobRun;
+}
+
 export type HostMessage =
-  /** Start a job. `cancelFlag` is an Int32Array's buffer: element 0 turns 1 on cancel. */
-  | { type: "run"; runId: number; job: JobRun; cancelFlag: SharedArrayBuffer }
+  /** Sent once, before any run: the control block shared with this isolate. */
+  | { type: "init"; control: SharedArrayBuffer }
+  /** Jobs to run one after another, in this order, after those already queued. */
+  | { type: "runs"; runs: QueuedRun[] }
   | { type: "platform_response"; requestId: number; response: PlatformResponse }
   | { type: "platform_error"; requestId: number; error: string }
   /** Answered with "pong" whenever the isolate's event loop is free. */
@@ -29,8 +39,13 @@ export type IsolateMessage =
   /** `runId` null: printed while the module loaded, or by code no run owns. */
   | { type: "log"; runId: number | null; level: LogLevel; message: string; at: number }
   | { type: "platform_request"; runId: number; requestId: number; request: PlatformRequest }
-  | { type: "completed"; runId: number; result: unknown }
-  | { type: "failed"; runId: number; error: ErrorInfo }
+  /** Finished runs wait in the control block: read them. */
+  | { type: "outcomes" }
+  /**
+   * A finished run whose outcome did not fit its slot: the result (completed) or the ErrorInfo
+   * (failed) as JSON text.
+   */
+  | { type: "outcome"; runId: number; failed: boolean; json: string }
   /** The job called `Deno.exit(code)`; the isolate stops right after this message. */
   | { type: "exit"; runId: number | null; code: number }
   /** An unhandled rejection or an uncaught error outside the handler's own promise. */
