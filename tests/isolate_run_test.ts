@@ -20,7 +20,9 @@ Deno.test("a handler's return value, progress and logs reach the host", async ()
     console.debug("x".repeat(10000));
     job.reportProgress(50, "half", { processed: 1 });
     job.reportProgress(100);
-    return { body: await req.json(), method: req.method, ctx, payload: job.getJobPayload() };
+    return { body: await req.json(), method: req.method, ctx, payload: job.getJobPayload(),
+      isRequest: req instanceof Request, type: req.headers.get("content-type"), url: req.url,
+      clients: [typeof fluxbase.jobs.submit, typeof fluxbaseService.admin.jobs.list] };
   `));
   const { outcome, hooks } = await run(bundle, { items: [1, 2] });
   assert.equal(outcome.kind, "completed");
@@ -28,6 +30,11 @@ Deno.test("a handler's return value, progress and logs reach the host", async ()
   const result = (outcome as { result: Record<string, unknown> }).result;
   assert.deepEqual(result.body, { items: [1, 2] });
   assert.equal(result.method, "POST");
+  // req and the clients are built on first use (entry.ts lazy()) and behave as the real ones.
+  assert.equal(result.isRequest, true);
+  assert.equal(result.type, "application/json");
+  assert.equal(result.url, "http://fluxbase.test/api/v1/jobs/run/test-job");
+  assert.deepEqual(result.clients, ["function", "function"]);
   assert.deepEqual(result.payload, { items: [1, 2] });
   const ctx = result.ctx as Record<string, unknown>;
   assert.deepEqual(Object.keys(ctx).sort(), [
