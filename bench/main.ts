@@ -1,10 +1,12 @@
 /**
- * `deno task bench`: the jobs benchmark (Fluxbase against graphile-worker) and, when present,
- * the realtime benchmark of bench/realtime.ts.
+ * `deno task bench`: the jobs benchmark (Fluxbase against graphile-worker), the isolate pool
+ * alone, and, when present, the realtime benchmark of bench/realtime.ts.
  */
 import { benchJobs } from "./jobs.ts";
+import { benchPool } from "./pool.ts";
 
 await benchJobs();
+await benchPool();
 
 const realtimeUrl = new URL("./realtime.ts", import.meta.url);
 let realtime: Record<string, unknown> | null = null;
