@@ -25,21 +25,21 @@ export interface ClaimedJob {
   log_lines: number;
 }
 
-/** Arbitrary but fixed key of the advisory lock that serialises claims (namespace limit). */
-const CLAIM_LOCK_KEY = 7_262_005_002;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const INT4_MAX = 2_147_483_647;
 
 /**
  * Claims up to `limit` pending jobs whose time has come, highest priority first, oldest first
  * within a priority, never letting a namespace exceed `namespaceLimit` running jobs across all
- * workers. The claim is one statement behind an advisory lock, because under READ COMMITTED a
- * statement's snapshot predates any lock it takes itself, so two concurrent claims would both
- * count the same running jobs and overshoot the limit. Lock and claim travel as one
- * multi-statement simple query: Postgres runs it as one implicit transaction (the lock is held
- * to its end, an error rolls all of it back) and gives each statement a fresh snapshot, so the
- * claim sees what the previous lock holder committed. One round trip instead of four
- * (BEGIN, lock, claim, COMMIT), so the values are inlined: a checked uuid and two integers.
+ * workers. The claim is the function jobs.claim_jobs (migrations/0004_claim_function.sql): an
+ * advisory lock (key 7262005002), then one statement that counts running jobs per namespace,
+ * locks the first pending rows (FOR UPDATE SKIP LOCKED) and marks them running. The lock is
+ * needed because under READ COMMITTED a statement's snapshot predates any lock it takes itself,
+ * so two concurrent claims would both count the same running jobs and overshoot the limit; in
+ * the function the claim is a later statement than the lock, with a fresh snapshot that sees
+ * what the previous lock holder committed. The call runs as one implicit transaction (the lock
+ * is held to its end, an error rolls all of it back) in one round trip, and the function keeps
+ * its plan for the connection (the multi-statement query it replaces was planned on every call:
+ * 0.4-0.6 ms per claim of 50).
  */
 export async function jobClaimAvailable(
   sql: Sql,
@@ -47,55 +47,13 @@ export async function jobClaimAvailable(
   limit: number,
   namespaceLimit: number,
 ): Promise<ClaimedJob[]> {
-  if (!UUID.test(workerId)) throw new TypeError(`Invalid worker id "${workerId}"`);
-  const n = Math.max(0, Math.floor(limit));
-  const nsLimit = Math.max(0, Math.floor(namespaceLimit));
+  const n = Math.min(INT4_MAX, Math.max(0, Math.floor(limit)));
+  const nsLimit = Math.min(INT4_MAX, Math.max(0, Math.floor(namespaceLimit)));
   if (!Number.isSafeInteger(n) || !Number.isSafeInteger(nsLimit)) {
     throw new RangeError(`Invalid claim limits ${limit}, ${namespaceLimit}`);
   }
-  const me = `'${workerId}'::uuid`;
-  // The planner's row estimates for a queue swing with every batch; a stale "few pending"
-  // estimate picks a scan of every pending row plus a sort (measured: 15 ms for 5000 rows)
-  // where the partial claim index returns the first `limit` rows in order. Forbid the scans
-  // for this transaction only, in the statement that takes the lock.
-  const results = await sql.unsafe(
-    `select pg_advisory_xact_lock(${CLAIM_LOCK_KEY}),
-      set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true);
-    with running as (
-      select namespace, count(*)::int as n from jobs.queue
-      where status = 'running' group by namespace
-    ), locked as (
-      select q.id, q.namespace, q.priority, q.created_at from jobs.queue q
-      where q.status = 'pending' and q.run_after <= now()
-        -- A worker declared dead (or stopped) claims nothing, even before it notices.
-        and exists (select 1 from jobs.workers w where w.id = ${me} and w.status = 'active')
-        and q.namespace <> all(array(select namespace from running where n >= ${nsLimit}))
-      order by q.priority desc, q.created_at, q.id
-      limit ${n}
-      for update skip locked
-    ), ranked as (
-      select l.id, row_number() over (
-               partition by l.namespace order by l.priority desc, l.created_at, l.id) as rn,
-             coalesce((select n from running r where r.namespace = l.namespace), 0) as n
-      from locked l
-    )
-    update jobs.queue q
-    set status = 'running', worker_id = ${me}, started_at = now(),
-        last_progress_at = now(), completed_at = null, updated_at = now()
-    from ranked k
-    where q.id = k.id and k.n + k.rn <= ${nsLimit}
-    returning q.id, q.function_id, q.function_version, q.job_name, q.namespace, q.payload,
-      q.retry_count, q.max_retries, q.timeout_seconds, q.progress_timeout_seconds,
-      q.created_by, q.user_role, q.user_email,
-      (select coalesce(max(line_number), 0) from jobs.logs g where g.job_id = q.id)::int
-        as log_lines`,
-  );
-  // postgres.js labels the results of a multi-statement query oddly, so find the claim's
-  // rows by their columns rather than by position.
-  const claimed = (results as unknown as { columns?: { name: string }[] }[]).find((r) =>
-    r.columns?.some((c) => c.name === "log_lines")
-  );
-  return (claimed ?? []) as unknown as ClaimedJob[];
+  return await sql<ClaimedJob[]>`
+    select * from jobs.claim_jobs(${workerId}::uuid, ${n}::int, ${nsLimit}::int)`;
 }
 
 export interface Completion {

@@ -1,0 +1,144 @@
+/**
+ * The engine's lifecycle statements on a real database, without an engine around them: what
+ * a claim picks and in which order, the namespace limit under concurrent claims, and what a
+ * completion writes.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { createTestDatabase } from "./_helpers/db.ts";
+import {
+  jobClaimAvailable,
+  jobCompleteManyIfRunning,
+  jobProgressUpdateMany,
+} from "../src/queue/job_queries.ts";
+import { workerRegister } from "../src/queue/worker_queries.ts";
+import { insertFunction, submitJobs } from "./fixtures/engine/db.ts";
+import type { Sql } from "../src/db/pool.ts";
+
+async function newWorker(sql: Sql): Promise<string> {
+  const id = crypto.randomUUID();
+  await workerRegister(sql, { id, name: "w", hostname: "h", pid: 1, maxConcurrentJobs: 50 });
+  return id;
+}
+
+Deno.test("a claim takes due jobs by priority then age, only for an active worker, and continues the log numbering", async () => {
+  const db = await createTestDatabase();
+  const { sql } = db;
+  try {
+    await insertFunction(sql, { name: "f", code: "export function handler() {}" });
+    // One statement each: distinct created_at, so age decides the order.
+    const [low1] = await submitJobs(sql, "f", [1]);
+    const [low2] = await submitJobs(sql, "f", [2]);
+    const [high] = await submitJobs(sql, "f", [3], { priority: 5 });
+    const [later] = await submitJobs(sql, "f", [4], { priority: 9 });
+    await sql`update jobs.queue set run_after = now() + interval '1 hour' where id = ${later}`;
+    // An earlier attempt of low1 wrote lines 1-3.
+    await sql`insert into jobs.logs (job_id, line_number, message)
+              select ${low1}, n, 'x' from generate_series(1, 3) n`;
+
+    const dead = await newWorker(sql);
+    await sql`update jobs.workers set status = 'dead' where id = ${dead}`;
+    assert.equal((await jobClaimAvailable(sql, dead, 10, 100)).length, 0);
+
+    const me = await newWorker(sql);
+    const first = await jobClaimAvailable(sql, me, 2, 100);
+    // Highest priority, then the oldest; the rows come back in no particular order.
+    const byId = new Map(first.map((j) => [j.id, j]));
+    assert.deepEqual([...byId.keys()].sort(), [high, low1].sort());
+    assert.equal(byId.get(high)!.log_lines, 0);
+    assert.equal(byId.get(low1)!.log_lines, 3);
+    assert.equal(byId.get(low1)!.job_name, "f");
+    assert.equal(byId.get(low1)!.payload, 1);
+    const second = await jobClaimAvailable(sql, me, 10, 100);
+    assert.deepEqual(second.map((j) => j.id), [low2]);
+    const rows = await sql`select id, status, worker_id, started_at from jobs.queue
+                           where id in ${sql([high, low1, low2])}`;
+    for (const r of rows) {
+      assert.equal(r.status, "running");
+      assert.equal(r.worker_id, me);
+      assert.ok(r.started_at instanceof Date);
+    }
+    assert.equal((await jobClaimAvailable(sql, me, 10, 100)).length, 0);
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("concurrent claims from several connections never exceed the namespace limit", async () => {
+  const db = await createTestDatabase();
+  const pools: Sql[] = [];
+  try {
+    const { sql } = db;
+    for (const ns of ["a", "b"]) {
+      await insertFunction(sql, { name: `f${ns}`, namespace: ns, code: "x" });
+      await submitJobs(sql, `f${ns}`, Array.from({ length: 40 }, (_, i) => i));
+    }
+    const limit = 7;
+    const claimers = Array.from({ length: 6 }, async () => {
+      const pool = postgres(db.url, { max: 1, onnotice: () => {} });
+      pools.push(pool);
+      const me = await newWorker(pool);
+      // Each claims in small batches until a claim comes back empty.
+      while ((await jobClaimAvailable(pool, me, 3, limit)).length > 0);
+    });
+    await Promise.all(claimers);
+    const counts = await sql<{ namespace: string; n: number }[]>`
+      select namespace, count(*)::int as n from jobs.queue where status = 'running'
+      group by namespace order by namespace`;
+    assert.deepEqual([...counts], [{ namespace: "a", n: limit }, { namespace: "b", n: limit }]);
+  } finally {
+    for (const p of pools) await p.end();
+    await db.drop();
+  }
+});
+
+Deno.test("a completion writes result, progress and logs of its own running jobs only", async () => {
+  const db = await createTestDatabase();
+  const { sql } = db;
+  try {
+    await insertFunction(sql, { name: "f", code: "x" });
+    const ids: string[] = [];
+    for (const p of [1, 2, 3, 4]) ids.push(...await submitJobs(sql, "f", [p]));
+    const me = await newWorker(sql);
+    const other = await newWorker(sql);
+    await jobClaimAvailable(sql, me, 3, 100);
+    const [theirs] = (await jobClaimAvailable(sql, other, 1, 100)).map((j) => j.id);
+    assert.equal(theirs, ids[3]);
+    const [a, b, c] = ids;
+    await jobProgressUpdateMany(sql, me, [{
+      id: c,
+      progress: { percent: 50, message: 'half "way"' },
+    }]);
+    await sql`update jobs.queue set logs = 'earlier\n' where id = ${b}`;
+
+    const tricky = {
+      s: 'quote " backslash \\ brace } comma , null',
+      u: "ünï 🙂",
+      n: [1, null, {}],
+    };
+    const done = await jobCompleteManyIfRunning(sql, me, [
+      { id: a, result: tricky, progress: { percent: 100, message: "" }, logs: "line\n" },
+      { id: b, result: "NULL", progress: null, logs: "more\n" },
+      { id: c, result: undefined, progress: null, logs: null },
+      { id: theirs, result: 1, progress: null, logs: null },
+    ]);
+    assert.deepEqual(done.sort(), [a, b, c].sort());
+    const rows = new Map(
+      (await sql`select id, status, result, progress, logs, last_progress_at from jobs.queue`)
+        .map((r) => [r.id, r]),
+    );
+    assert.equal(rows.get(a)!.status, "completed");
+    assert.deepEqual(rows.get(a)!.result, tricky);
+    assert.deepEqual(rows.get(a)!.progress, { percent: 100, message: "" });
+    assert.equal(rows.get(a)!.logs, "line\n");
+    assert.equal(rows.get(b)!.result, "NULL");
+    assert.deepEqual(rows.get(b)!.progress, { percent: 0, message: "" });
+    assert.equal(rows.get(b)!.logs, "earlier\nmore\n");
+    assert.equal(rows.get(c)!.result, null);
+    assert.deepEqual(rows.get(c)!.progress, { percent: 50, message: 'half "way"' });
+    assert.equal(rows.get(c)!.logs, null);
+    assert.equal(rows.get(theirs)!.status, "running");
+  } finally {
+    await db.drop();
+  }
+});
