@@ -5,6 +5,7 @@
  * cancel, terminate) and whether its isolate may serve the next job.
  */
 import { SlotState } from "./control.ts";
+import type { Deadline, Deadlines } from "./deadlines.ts";
 import type { IsolateHost } from "./isolate_host.ts";
 import type { ErrorInfo, IsolateMessage } from "./protocol.ts";
 import type { FunctionBundle, JobRun, RunHooks, RunLimits, RunOutcome } from "./types.ts";
@@ -39,9 +40,11 @@ export class Execution {
   #end!: (ending: Ending) => void;
   #settled = false;
   #cancelRequested = false;
-  #timeoutTimer: ReturnType<typeof setTimeout> | undefined;
+  #timeout: Deadline | null = null;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
-  #progressTimer: ReturnType<typeof setTimeout> | undefined;
+  #progressCheck: Deadline | null = null;
+  /** When the run last reported progress (or was queued on its isolate). */
+  #lastProgressAt = 0;
   /** The handler's own run time, when it finished by itself (the pool batches quick functions). */
   elapsedMs: number | null = null;
 
@@ -52,6 +55,8 @@ export class Execution {
     readonly limits: RunLimits,
     /** Isolates with this key may run it (pool.ts isolateKey). */
     readonly key: string,
+    /** The pool's timers for run deadlines. */
+    private readonly deadlines: Deadlines,
   ) {
     this.ended = new Promise((resolve) => (this.#end = resolve));
     this.#armTimeout();
@@ -69,14 +74,16 @@ export class Execution {
   dispatched(lane: IsolateHost, slot: number): void {
     this.lane = lane;
     this.slot = slot;
-    this.#armProgressTimer();
+    this.#lastProgressAt = performance.now();
+    this.#armProgressCheck(this.limits.progressTimeoutMs);
   }
 
   /** Its isolate stopped before the run started: it waits again, and its clock starts over. */
   requeued(): void {
     this.lane = null;
     this.slot = -1;
-    clearTimeout(this.#progressTimer);
+    this.#progressCheck?.cancel();
+    this.#progressCheck = null;
     this.#armTimeout();
   }
 
@@ -121,7 +128,7 @@ export class Execution {
   onEvent(event: RunEvent): void {
     switch (event.type) {
       case "progress":
-        this.#armProgressTimer();
+        this.#lastProgressAt = performance.now();
         guard(() =>
           this.hooks.onProgress({
             percent: event.percent,
@@ -194,23 +201,27 @@ export class Execution {
   }
 
   #armTimeout() {
-    clearTimeout(this.#timeoutTimer);
+    this.#timeout?.cancel();
     const seconds = formatSeconds(this.limits.timeoutMs);
-    this.#timeoutTimer = setTimeout(() => {
+    this.#timeout = this.deadlines.add(this.limits.timeoutMs, () => {
       if (this.#waitingBehindAnother()) return this.#armTimeout();
       this.#finish({ kind: "timed_out", error: `timed out after ${seconds} s` }, "stop");
-    }, this.limits.timeoutMs);
+    });
   }
 
-  #armProgressTimer() {
+  /** Checks for silence `inMs` from now; a progress report only moves #lastProgressAt. */
+  #armProgressCheck(inMs: number | null) {
     const limit = this.limits.progressTimeoutMs;
-    if (limit === null || this.#settled) return;
-    clearTimeout(this.#progressTimer);
-    this.#progressTimer = setTimeout(() => {
-      if (this.#waitingBehindAnother()) return this.#armProgressTimer();
+    if (limit === null || inMs === null || this.#settled) return;
+    this.#progressCheck?.cancel();
+    this.#progressCheck = this.deadlines.add(inMs, () => {
+      this.#progressCheck = null;
+      if (this.#waitingBehindAnother()) return this.#armProgressCheck(limit);
+      const silentMs = performance.now() - this.#lastProgressAt;
+      if (silentMs < limit) return this.#armProgressCheck(Math.ceil(limit - silentMs));
       const error = `no progress reported for ${formatSeconds(limit)} s`;
       this.#finish({ kind: "progress_timed_out", error }, "stop");
-    }, limit);
+    });
   }
 
   #trace(text: string): string {
@@ -224,9 +235,9 @@ export class Execution {
       outcome = { ...outcome, stack: this.#trace(outcome.stack) };
     }
     this.#settled = true;
-    clearTimeout(this.#timeoutTimer);
+    this.#timeout?.cancel();
     clearTimeout(this.#graceTimer);
-    clearTimeout(this.#progressTimer);
+    this.#progressCheck?.cancel();
     // A cancelled job that returned (or threw) in its grace period still ends as cancelled.
     if (this.#cancelRequested && (outcome.kind === "completed" || outcome.kind === "failed")) {
       outcome = { kind: "cancelled" };

@@ -19,6 +19,7 @@
  * to another isolate before they start (execution.ts, isolate_host.ts retract()).
  */
 import { SlotState } from "./control.ts";
+import { Deadlines } from "./deadlines.ts";
 import { type Ending, Execution } from "./execution.ts";
 import { IsolateHost } from "./isolate_host.ts";
 import { materializeBundle, type MaterializedBundle } from "./materialize.ts";
@@ -74,6 +75,7 @@ export class IsolatePool {
   readonly #quickStreak = new Map<string, number>();
   readonly #running = new Set<Execution>();
   readonly #disposed = new WeakSet<IsolateHost>();
+  readonly #deadlines = new Deadlines();
   readonly #maxActive: number;
   readonly #sliceMs: number;
   readonly #quickMs: number;
@@ -96,7 +98,14 @@ export class IsolatePool {
   }
 
   run(bundle: FunctionBundle, job: JobRun, hooks: RunHooks, limits: RunLimits): RunHandle {
-    const execution = new Execution(bundle, job, hooks, limits, isolateKey(bundle));
+    const execution = new Execution(
+      bundle,
+      job,
+      hooks,
+      limits,
+      isolateKey(bundle),
+      this.#deadlines,
+    );
     if (this.#closed) execution.terminate("The isolate pool is shut down");
     this.#running.add(execution);
     if (!execution.settled) this.#enqueue([execution]);
