@@ -17,6 +17,7 @@ export async function handler(req, fluxbase, fluxbaseService, job) {
   runsHere++;
   console.log("run " + p.i);
   if (p.hang) await new Promise(() => {});
+  if (p.spin) { const end = performance.now() + p.spin; while (performance.now() < end); }
   if (p.sleep) await new Promise((r) => setTimeout(r, p.sleep));
   if (p.big) return "x".repeat(p.big);
   if (p.bigError) throw new Error("e".repeat(p.bigError));
@@ -75,6 +76,20 @@ Deno.test("quick runs share a busy isolate, and each gets its own outcome and en
     for (const r of results) perIsolate.set(r.isolate, (perIsolate.get(r.isolate) ?? 0) + 1);
     assert.ok(perIsolate.size < 10, `40 runs used ${perIsolate.size} isolates`);
     assert.ok(Math.max(...perIsolate.values()) >= 10, JSON.stringify([...perIsolate.values()]));
+  } finally {
+    await pool.shutdown();
+  }
+});
+
+Deno.test("runs that take a few ms each are spread over isolates, not queued on one", async () => {
+  const pool = new IsolatePool({ ...POOL, maxActive: 4 });
+  try {
+    const bundle = makeBundle(CODE);
+    for (let i = 0; i < 8; i++) resultOf(await start(pool, bundle, { i, spin: 3 }).handle.done);
+    const runs = Array.from({ length: 20 }, (_, i) => start(pool, bundle, { i, spin: 3 }));
+    const results = await Promise.all(runs.map(async (r) => resultOf(await r.handle.done)));
+    const isolates = new Set(results.map((r) => r.isolate));
+    assert.ok(isolates.size >= 3, `20 runs of 3 ms used ${isolates.size} isolates`);
   } finally {
     await pool.shutdown();
   }
