@@ -63,7 +63,7 @@ self.onmessage = (event: MessageEvent<HostMessage>) => {
       control = new ControlBlock(message.control);
       break;
     case "runs":
-      queue.push(...message.runs);
+      queue.push(...JSON.parse(message.json) as QueuedRun[]);
       if (!draining) void drain();
       break;
     case "platform_response":

@@ -149,7 +149,7 @@ export class IsolateHost {
   /** Posts the runs queued since the last flush, in one message (once the function has loaded). */
   flush(): void {
     if (!this.#loaded || this.#unposted.length === 0) return;
-    this.post({ type: "runs", runs: this.#unposted });
+    this.post({ type: "runs", json: JSON.stringify(this.#unposted) });
     this.#unposted = [];
   }
 
