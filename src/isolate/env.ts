@@ -72,16 +72,32 @@ export function buildJobEnv(
   job: JobEnvInput,
   publicUrl: string,
 ): Record<string, string> {
+  return withJobValues(visibleServerEnv(serverEnv), job, publicUrl);
+}
+
+/** The server's custom FLUXBASE_* variables a job may see (filter once, use for every job). */
+export function visibleServerEnv(serverEnv: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(serverEnv)) {
     if (!name.startsWith("FLUXBASE_") || name.startsWith("FLUXBASE_JOB_")) continue;
     if (isBlockedEnvName(name)) continue;
     env[name] = value;
   }
-  env.FLUXBASE_URL = publicUrl;
-  env.FLUXBASE_JOB_ID = job.jobId;
-  env.FLUXBASE_JOB_NAME = job.jobName;
-  env.FLUXBASE_JOB_NAMESPACE = job.namespace;
-  env.FLUXBASE_JOB_CANCELLED = job.cancelled ? "true" : "false";
   return env;
+}
+
+/** `visible` (from visibleServerEnv) plus the job's own values. */
+export function withJobValues(
+  visible: Record<string, string>,
+  job: JobEnvInput,
+  publicUrl: string,
+): Record<string, string> {
+  return {
+    ...visible,
+    FLUXBASE_URL: publicUrl,
+    FLUXBASE_JOB_ID: job.jobId,
+    FLUXBASE_JOB_NAME: job.jobName,
+    FLUXBASE_JOB_NAMESPACE: job.namespace,
+    FLUXBASE_JOB_CANCELLED: job.cancelled ? "true" : "false",
+  };
 }

@@ -288,7 +288,8 @@ export class JobWorker {
     let outcome: RunOutcome;
     try {
       const bundle = job.function_id
-        ? await this.#bundles.get(job.function_id, job.function_version)
+        ? this.#bundles.loaded(job.function_id, job.function_version) ??
+          await this.#bundles.get(job.function_id, job.function_version)
         : null;
       if (!bundle) {
         await this.#fail(job, `Function "${job.job_name}" no longer exists`, false);

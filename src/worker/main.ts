@@ -11,7 +11,7 @@
 import type { Config } from "../config.ts";
 import { createPool } from "../db/pool.ts";
 import { coerceError } from "../errors.ts";
-import { buildJobEnv } from "../isolate/env.ts";
+import { visibleServerEnv, withJobValues } from "../isolate/env.ts";
 import { IsolatePool } from "../isolate/pool.ts";
 import { Rescuer } from "../queue/rescuer.ts";
 import { RECYCLE_EXIT_CODE, takeWorkerBoot, type WorkerBoot } from "./boot.ts";
@@ -40,7 +40,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     applicationName: `fluxbase-worker-${boot?.name ?? Deno.pid}`,
   });
   // The server's FLUXBASE_* variables a job may see, filtered once rather than for every job.
-  const serverEnv = buildJobEnv(Deno.env.toObject(), { jobId: "", jobName: "", namespace: "" }, "");
+  const serverEnv = visibleServerEnv(Deno.env.toObject());
   // Keep as many warm isolates per function as there are slots: a job that finds none idle
   // pays 30-100 ms to create one (DESIGN.md), which would cap throughput.
   const pool = new IsolatePool({ maxIdlePerFunction: jobs.maxConcurrentPerWorker });
@@ -56,7 +56,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     name: boot?.name,
     platform: createPlatformHandler({ config, sql, jwtSecret }),
     jobEnv: (job) =>
-      buildJobEnv(
+      withJobValues(
         serverEnv,
         { jobId: job.id, jobName: job.job_name, namespace: job.namespace },
         config.publicUrl,
