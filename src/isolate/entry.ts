@@ -169,26 +169,41 @@ async function runJob({ runId, slot, job }: QueuedRun, block: ControlBlock) {
  * pass `req.url` and `req.body` there instead.
  */
 function lazy<T extends object>(build: () => T): T {
-  let real: T | null = null;
-  const target = () => (real ??= build());
-  return new Proxy({} as T, {
-    get(_, key) {
-      const object = target();
-      const value = Reflect.get(object, key, object);
-      return typeof value === "function" ? value.bind(object) : value;
-    },
-    set: (_, key, value) => Reflect.set(target(), key, value),
-    has: (_, key) => Reflect.has(target(), key),
-    ownKeys: () => Reflect.ownKeys(target()),
-    getOwnPropertyDescriptor(_, key) {
-      const descriptor = Reflect.getOwnPropertyDescriptor(target(), key);
-      // A proxy may not report a property as non-configurable that its target lacks.
-      if (descriptor) descriptor.configurable = true;
-      return descriptor;
-    },
-    getPrototypeOf: () => Reflect.getPrototypeOf(target()),
-  });
+  return new Proxy(new Lazy(build), LAZY_TRAPS) as unknown as T;
 }
+
+/** The proxy target: no own properties (private fields only), so the traps may report any. */
+class Lazy {
+  #build: () => object;
+  #real: object | null = null;
+
+  constructor(build: () => object) {
+    this.#build = build;
+  }
+
+  get real(): object {
+    return this.#real ??= this.#build();
+  }
+}
+
+/** One set of traps for every lazy object (a run makes three; no closures per run). */
+const LAZY_TRAPS: ProxyHandler<Lazy> = {
+  get(lazy, key) {
+    const object = lazy.real;
+    const value = Reflect.get(object, key, object);
+    return typeof value === "function" ? value.bind(object) : value;
+  },
+  set: (lazy, key, value) => Reflect.set(lazy.real, key, value),
+  has: (lazy, key) => Reflect.has(lazy.real, key),
+  ownKeys: (lazy) => Reflect.ownKeys(lazy.real),
+  getOwnPropertyDescriptor(lazy, key) {
+    const descriptor = Reflect.getOwnPropertyDescriptor(lazy.real, key);
+    // A proxy may not report a property as non-configurable that its target lacks.
+    if (descriptor) descriptor.configurable = true;
+    return descriptor;
+  },
+  getPrototypeOf: (lazy) => Reflect.getPrototypeOf(lazy.real),
+};
 
 function resultJson(value: unknown): string {
   let json: string | undefined;
