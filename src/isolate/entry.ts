@@ -106,7 +106,17 @@ async function drain() {
     const run = queue.shift()!;
     if (block.runId(run.slot) !== run.runId) continue;
     if (!block.transition(run.slot, SlotState.QUEUED, SlotState.RUNNING)) continue;
-    await runJob(run, block);
+    try {
+      await runJob(run, block);
+    } catch (e) {
+      // runJob reports the handler's own errors; this is the runtime failing (it must not stop
+      // the queue: the runs behind this one would wait for their timeouts).
+      const json = JSON.stringify(errorInfo(e));
+      if (!block.finish(run.slot, true, json, 0)) {
+        block.setState(run.slot, SlotState.POSTED);
+        post({ type: "outcome", runId: run.runId, failed: true, json });
+      }
+    }
     if (queue.length === 0) wake();
     else wakeTimer ??= setTimeout(wake, 0);
   }
