@@ -10,7 +10,9 @@ import {
   jobClaimAvailable,
   jobCompleteManyIfRunning,
   jobProgressUpdateMany,
+  jobReleaseManyIfRunning,
 } from "../src/queue/job_queries.ts";
+import { logInsertMany } from "../src/queue/log_queries.ts";
 import { workerRegister } from "../src/queue/worker_queries.ts";
 import { insertFunction, submitJobs } from "./fixtures/engine/db.ts";
 import type { Sql } from "../src/db/pool.ts";
@@ -28,13 +30,26 @@ Deno.test("a claim takes due jobs by priority then age, only for an active worke
     await insertFunction(sql, { name: "f", code: "export function handler() {}" });
     // One statement each: distinct created_at, so age decides the order.
     const [low1] = await submitJobs(sql, "f", [1]);
+    // An earlier attempt of low1 wrote lines 1-3, then its worker gave it back at shutdown
+    // (still retry_count 0, no started_at).
+    const earlier = await newWorker(sql);
+    assert.deepEqual((await jobClaimAvailable(sql, earlier, 1, 100)).map((j) => j.id), [low1]);
+    await logInsertMany(
+      sql,
+      earlier,
+      [1, 2, 3].map((n) => ({
+        job_id: low1,
+        line_number: n,
+        level: "info",
+        message: "x",
+        created_at: new Date().toISOString(),
+      })),
+    );
+    assert.deepEqual(await jobReleaseManyIfRunning(sql, earlier, [low1]), [low1]);
     const [low2] = await submitJobs(sql, "f", [2]);
     const [high] = await submitJobs(sql, "f", [3], { priority: 5 });
     const [later] = await submitJobs(sql, "f", [4], { priority: 9 });
     await sql`update jobs.queue set run_after = now() + interval '1 hour' where id = ${later}`;
-    // An earlier attempt of low1 wrote lines 1-3.
-    await sql`insert into jobs.logs (job_id, line_number, message)
-              select ${low1}, n, 'x' from generate_series(1, 3) n`;
 
     const dead = await newWorker(sql);
     await sql`update jobs.workers set status = 'dead' where id = ${dead}`;
@@ -88,6 +103,60 @@ Deno.test("concurrent claims from several connections never exceed the namespace
     assert.deepEqual([...counts], [{ namespace: "a", n: limit }, { namespace: "b", n: limit }]);
   } finally {
     for (const p of pools) await p.end();
+    await db.drop();
+  }
+});
+
+Deno.test("a job cancelled while a claim runs is not claimed, and the claim takes the others", async () => {
+  const db = await createTestDatabase();
+  const { sql } = db;
+  const canceller = postgres(db.url, { max: 1, onnotice: () => {} });
+  const claimer = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    await insertFunction(sql, { name: "f", code: "x" });
+    // The claim would take `first` before the others.
+    const [first] = await submitJobs(sql, "f", [0], { priority: 5 });
+    const others = await submitJobs(sql, "f", [1, 2]);
+    const me = await newWorker(sql);
+
+    // The API's cancel, held open: the row is changed but not committed.
+    let holding!: () => void;
+    const held = new Promise<void>((r) => holding = r);
+    let commit!: () => void;
+    const committing = new Promise<void>((r) => commit = r);
+    const cancel = canceller.begin(async (tx) => {
+      await tx`update jobs.queue set status = 'cancelled', completed_at = now(),
+                 updated_at = now()
+               where id = ${first} and status in ('pending', 'running')`;
+      holding();
+      await committing;
+    });
+    await held;
+
+    const [{ pid }] = await claimer<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    let settled = false;
+    const claim = jobClaimAvailable(claimer, me, 10, 100).finally(() => settled = true);
+    // The claim either returns without the row (it skips a row being changed) or waits for
+    // the cancel: commit once it has done one or the other.
+    for (let i = 0; !settled && i < 500; i++) {
+      const [a] = await sql`select wait_event_type from pg_stat_activity where pid = ${pid}`;
+      if (a?.wait_event_type === "Lock") break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    commit();
+    await cancel;
+    const claimed = await claim;
+
+    assert.deepEqual(claimed.map((j) => j.id).sort(), [...others].sort());
+    const [row] = await sql`select status, worker_id, started_at from jobs.queue
+                            where id = ${first}`;
+    assert.equal(row.status, "cancelled");
+    assert.equal(row.worker_id, null);
+    assert.equal(row.started_at, null);
+    assert.equal((await jobClaimAvailable(sql, me, 10, 100)).length, 0);
+  } finally {
+    await canceller.end();
+    await claimer.end();
     await db.drop();
   }
 });

@@ -31,16 +31,18 @@ const INT4_MAX = 2_147_483_647;
 /**
  * Claims up to `limit` pending jobs whose time has come, highest priority first, oldest first
  * within a priority, never letting a namespace exceed `namespaceLimit` running jobs across all
- * workers. The claim is the function jobs.claim_jobs (migrations/0004_claim_function.sql): an
- * advisory lock (key 7262005002), then one statement that counts running jobs per namespace,
- * locks the first pending rows (FOR UPDATE SKIP LOCKED) and marks them running. The lock is
- * needed because under READ COMMITTED a statement's snapshot predates any lock it takes itself,
- * so two concurrent claims would both count the same running jobs and overshoot the limit; in
- * the function the claim is a later statement than the lock, with a fresh snapshot that sees
- * what the previous lock holder committed. The call runs as one implicit transaction (the lock
- * is held to its end, an error rolls all of it back) in one round trip, and the function keeps
- * its plan for the connection (the multi-statement query it replaces was planned on every call:
- * 0.4-0.6 ms per claim of 50).
+ * workers. The claim is the function jobs.claim_jobs (migrations/0004_claim_function.sql,
+ * replaced by 0005_cheaper_claim.sql): an advisory lock (key 7262005002), then one statement
+ * that counts running jobs per namespace, locks the first pending rows (FOR UPDATE SKIP LOCKED)
+ * and marks them running, found again by their ctid. The advisory lock is needed because under
+ * READ COMMITTED a statement's snapshot predates any lock it takes itself, so two concurrent
+ * claims would both count the same running jobs and overshoot the limit; in the function the
+ * claim is a later statement than the lock, with a fresh snapshot that sees what the previous
+ * lock holder committed. The call runs as one implicit transaction (the lock is held to its end,
+ * an error rolls all of it back) in one round trip, and the function keeps its plan for the
+ * connection (the multi-statement query it replaces was planned on every call: 0.4-0.6 ms per
+ * claim of 50). The row locks stay: a claim never waits for a row another transaction is
+ * changing (cancel, function delete), it skips it.
  */
 export async function jobClaimAvailable(
   sql: Sql,
