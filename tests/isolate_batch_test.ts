@@ -59,11 +59,20 @@ async function warm(pool: IsolatePool, bundle: FunctionBundle) {
   for (let i = 0; i < 8; i++) resultOf(await start(pool, bundle, { i }).handle.done);
 }
 
-Deno.test("quick runs share a busy isolate, and each gets its own outcome and environment", async () => {
+/** A pool of one turn with CODE warmed up (quick), shut down afterwards. */
+async function withWarmPool(test: (pool: IsolatePool, bundle: FunctionBundle) => Promise<void>) {
   const pool = new IsolatePool(POOL);
   try {
     const bundle = makeBundle(CODE);
     await warm(pool, bundle);
+    await test(pool, bundle);
+  } finally {
+    await pool.shutdown();
+  }
+}
+
+Deno.test("quick runs share a busy isolate, and each gets its own outcome and environment", () =>
+  withWarmPool(async (pool, bundle) => {
     const runs = Array.from({ length: 40 }, (_, i) => start(pool, bundle, { i: 100 + i }));
     const results = await Promise.all(runs.map(async (r) => resultOf(await r.handle.done)));
     results.forEach((result, k) => {
@@ -76,10 +85,7 @@ Deno.test("quick runs share a busy isolate, and each gets its own outcome and en
     for (const r of results) perIsolate.set(r.isolate, (perIsolate.get(r.isolate) ?? 0) + 1);
     assert.ok(perIsolate.size < 10, `40 runs used ${perIsolate.size} isolates`);
     assert.ok(Math.max(...perIsolate.values()) >= 10, JSON.stringify([...perIsolate.values()]));
-  } finally {
-    await pool.shutdown();
-  }
-});
+  }));
 
 Deno.test("runs that take a few ms each are spread over isolates, not queued on one", async () => {
   const pool = new IsolatePool({ ...POOL, maxActive: 4 });
@@ -95,11 +101,8 @@ Deno.test("runs that take a few ms each are spread over isolates, not queued on 
   }
 });
 
-Deno.test("runs queued behind one that hangs move to another isolate and complete", async () => {
-  const pool = new IsolatePool(POOL);
-  try {
-    const bundle = makeBundle(CODE);
-    await warm(pool, bundle);
+Deno.test("runs queued behind one that hangs move to another isolate and complete", () =>
+  withWarmPool(async (pool, bundle) => {
     const limits = { ...LIMITS, timeoutMs: 1000 };
     const hang = start(pool, bundle, { i: 0, hang: true }, limits);
     const behind = Array.from({ length: 10 }, (_, i) => start(pool, bundle, { i: 1 + i }, limits));
@@ -111,16 +114,10 @@ Deno.test("runs queued behind one that hangs move to another isolate and complet
     // Each ran once: one log line each, none of them in the isolate that was stopped.
     for (const r of behind) assert.equal(r.hooks.logs.length, 1);
     assert.equal(hang.hooks.logs.length, 1);
-  } finally {
-    await pool.shutdown();
-  }
-});
+  }));
 
-Deno.test("a run cancelled while queued is taken back; the run ahead of it is not disturbed", async () => {
-  const pool = new IsolatePool(POOL);
-  try {
-    const bundle = makeBundle(CODE);
-    await warm(pool, bundle);
+Deno.test("a run cancelled while queued is taken back; the run ahead of it is not disturbed", () =>
+  withWarmPool(async (pool, bundle) => {
     const limits = { ...LIMITS, cancelGraceMs: 50 };
     const ahead = start(pool, bundle, { i: 1, sleep: 400 }, limits);
     const queued = start(pool, bundle, { i: 2 }, limits);
@@ -134,16 +131,10 @@ Deno.test("a run cancelled while queued is taken back; the run ahead of it is no
     assert.equal(third.i, 3);
     assert.equal(third.isolate, first.isolate, "the isolate kept serving its queue");
     assert.deepEqual(queued.hooks.logs, [], "the cancelled run never started");
-  } finally {
-    await pool.shutdown();
-  }
-});
+  }));
 
-Deno.test("an admin terminate of a queued run takes it back; of the running one, stops it", async () => {
-  const pool = new IsolatePool(POOL);
-  try {
-    const bundle = makeBundle(CODE);
-    await warm(pool, bundle);
+Deno.test("an admin terminate of a queued run takes it back; of the running one, stops it", () =>
+  withWarmPool(async (pool, bundle) => {
     const running = start(pool, bundle, { i: 1, hang: true });
     const queued = start(pool, bundle, { i: 2 });
     const behind = start(pool, bundle, { i: 3 });
@@ -158,16 +149,10 @@ Deno.test("an admin terminate of a queued run takes it back; of the running one,
     assert.equal((await running.handle.done).kind, "terminated");
     assert.equal(resultOf(await behind.handle.done).i, 3);
     assert.deepEqual(queued.hooks.logs, []);
-  } finally {
-    await pool.shutdown();
-  }
-});
+  }));
 
-Deno.test("outcomes larger than the shared slot arrive whole", async () => {
-  const pool = new IsolatePool(POOL);
-  try {
-    const bundle = makeBundle(CODE);
-    await warm(pool, bundle);
+Deno.test("outcomes larger than the shared slot arrive whole", () =>
+  withWarmPool(async (pool, bundle) => {
     const big = start(pool, bundle, { i: 1, big: 100_000 });
     const small = start(pool, bundle, { i: 2 });
     const bigError = start(pool, bundle, { i: 3, bigError: 20_000 });
@@ -178,7 +163,4 @@ Deno.test("outcomes larger than the shared slot arrive whole", async () => {
     const failed = await bigError.handle.done;
     assert.equal(failed.kind, "failed");
     assert.equal((failed as { error: string }).error, "e".repeat(20_000));
-  } finally {
-    await pool.shutdown();
-  }
-});
+  }));
