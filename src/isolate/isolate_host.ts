@@ -66,16 +66,7 @@ export class IsolateHost {
     this.key = key;
     this.ready = new Promise((resolve) => (this.#resolveReady = resolve));
     this.post({ type: "init", control: this.control.buffer });
-    files.then(
-      (f) => this.#start(f, name, permissions),
-      (e) => {
-        this.exited = true;
-        this.#resolveReady({
-          message: `Cannot start an isolate: ${(e as Error).message}`,
-          stack: null,
-        });
-      },
-    );
+    files.then((f) => this.#start(f, name, permissions), (e) => this.#cannotStart(e));
     void this.ready.then((error) => {
       if (error) {
         for (const execution of this.#runs.values()) execution.loadFailed(error, this.exited);
@@ -101,11 +92,7 @@ export class IsolateHost {
         deno: { permissions: workerPermissions(permissions) },
       });
     } catch (e) {
-      this.exited = true;
-      this.#resolveReady({
-        message: `Cannot start an isolate: ${(e as Error).message}`,
-        stack: null,
-      });
+      this.#cannotStart(e);
       return;
     }
     const worker = this.#worker;
@@ -124,6 +111,15 @@ export class IsolateHost {
       this.#crashed({ message: event.message, stack: null });
     };
     for (const message of this.#early.splice(0)) worker.postMessage(message);
+  }
+
+  /** The bundle's files or the Worker could not be created: its runs fail with the reason. */
+  #cannotStart(e: unknown) {
+    this.exited = true;
+    this.#resolveReady({
+      message: `Cannot start an isolate: ${(e as Error).message}`,
+      stack: null,
+    });
   }
 
   /** Runs queued or running here. */
