@@ -122,6 +122,11 @@ export class IsolateHost {
     });
   }
 
+  /** True once the function has loaded and runs are being posted. */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
   /** Runs queued or running here. */
   get load(): number {
     return this.#runs.size;

@@ -168,9 +168,10 @@ export class IsolatePool {
       this.#laneChanged(lane);
       return false;
     }
-    if (ending.disposal === "stop") {
+    if (ending.disposal === "stop" && lane.loaded) {
       // Not started yet (queued behind another run), or finished by itself meanwhile: the
-      // isolate is fine, only this run is dropped.
+      // isolate is fine, only this run is dropped. (One still loading is stopped: its loading
+      // may be what ran out of time.)
       const state = lane.control.state(execution.slot);
       const finished = state === SlotState.COMPLETED || state === SlotState.FAILED ||
         state === SlotState.POSTED;
@@ -208,7 +209,8 @@ export class IsolatePool {
   /** Adds runs to the queue (`front`: ahead of the others, as they were there first). */
   #enqueue(executions: Execution[], front = false) {
     if (executions.length === 0) return;
-    this.#waiting = front ? [...executions, ...this.#waiting] : [...this.#waiting, ...executions];
+    if (front) this.#waiting = [...executions, ...this.#waiting];
+    else this.#waiting.push(...executions);
     this.#schedulePump();
   }
 
