@@ -107,6 +107,45 @@ Deno.test("concurrent claims from several connections never exceed the namespace
   }
 });
 
+Deno.test("with a namespace at its limit, a claim takes other namespaces' jobs without reading its backlog", async () => {
+  const db = await createTestDatabase();
+  const { sql } = db;
+  try {
+    await insertFunction(sql, { name: "fa", namespace: "a", code: "x" });
+    await insertFunction(sql, { name: "fb", namespace: "b", code: "x" });
+    await insertFunction(sql, { name: "fc", namespace: "c", code: "x" });
+    const limit = 2;
+    const me = await newWorker(sql);
+    await submitJobs(sql, "fa", [1, 2]);
+    assert.equal((await jobClaimAvailable(sql, me, 2, limit)).length, 2); // a is at its limit
+    await submitJobs(sql, "fa", Array.from({ length: 3000 }, (_, i) => i)); // a's backlog
+    const [b1] = await submitJobs(sql, "fb", [1]);
+    // One statement each: distinct created_at, so age decides within c.
+    const [c1] = await submitJobs(sql, "fc", [1]);
+    const [c2] = await submitJobs(sql, "fc", [2]);
+    const [c3] = await submitJobs(sql, "fc", [3]);
+    const [b2] = await submitJobs(sql, "fb", [2], { priority: 5 });
+
+    // In one transaction, so the statistics of this transaction count only this claim.
+    const { claimed, read } = await sql.begin(async (tx) => {
+      const claimed = await jobClaimAvailable(tx, me, 10, limit);
+      // Index entries read from jobs.queue's indexes so far in this transaction.
+      const [{ read }] = await tx<{ read: number }[]>`
+        select coalesce(sum(pg_stat_get_xact_tuples_returned(i.indexrelid)), 0)::int as read
+        from pg_index i where i.indrelid = 'jobs.queue'::regclass`;
+      return { claimed, read };
+    });
+    // b: both fit its room (2); c: its room is 2, so the oldest two; never a's.
+    assert.deepEqual(claimed.map((j) => j.id).sort(), [b1, b2, c1, c2].sort());
+    assert.ok(read < 200, `the claim read ${read} index entries (a's backlog is 3,000)`);
+    const [{ n }] = await sql<{ n: number }[]>`
+      select count(*)::int as n from jobs.queue where id = ${c3} and status = 'pending'`;
+    assert.equal(n, 1);
+  } finally {
+    await db.drop();
+  }
+});
+
 Deno.test("a job cancelled while a claim runs is not claimed, and the claim takes the others", async () => {
   const db = await createTestDatabase();
   const { sql } = db;
