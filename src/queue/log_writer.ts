@@ -5,6 +5,7 @@
  * after that is one truncation marker, the rest are dropped.
  */
 import type { Sql } from "../db/pool.ts";
+import { BatchedFlush } from "./batched_flush.ts";
 import { logInsertMany, type LogRow } from "./log_queries.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -18,15 +19,16 @@ interface JobLog {
 export class LogWriter {
   #jobs = new Map<string, JobLog>();
   #pending: LogRow[] = [];
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  #flushing: Promise<void> | null = null;
+  readonly #flush: BatchedFlush;
 
   constructor(
     private readonly sql: Sql,
     private readonly workerId: string,
     private readonly maxLines: number,
-    private readonly intervalMs = 200,
-  ) {}
+    intervalMs = 200,
+  ) {
+    this.#flush = new BatchedFlush(intervalMs, () => this.#write());
+  }
 
   /** Starts counting a job's lines after `previousLines` of earlier attempts. */
   begin(jobId: string, previousLines: number): void {
@@ -49,10 +51,7 @@ export class LogWriter {
       message,
       created_at: at.toISOString(),
     });
-    this.#timer ??= setTimeout(() => {
-      this.#timer = null;
-      void this.flush();
-    }, this.intervalMs);
+    this.#flush.schedule();
   }
 
   hasPending(jobId: string): boolean {
@@ -65,22 +64,20 @@ export class LogWriter {
     this.#jobs.delete(jobId);
   }
 
-  async flush(): Promise<void> {
-    // One write in flight; lines that arrive meanwhile go out in the next one.
-    while (this.#flushing) await this.#flushing;
-    if (this.#pending.length === 0) return;
-    const rows = this.#pending;
-    this.#pending = [];
-    this.#flushing = logInsertMany(this.sql, this.workerId, rows).catch((e) => {
-      console.error(`Log write of ${rows.length} lines failed: ${(e as Error).message}`);
-    });
-    await this.#flushing;
-    this.#flushing = null;
+  flush(): Promise<void> {
+    return this.#flush.flush();
   }
 
-  async stop(): Promise<void> {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.flush();
+  stop(): Promise<void> {
+    return this.#flush.stop();
+  }
+
+  #write(): Promise<void> | null {
+    if (this.#pending.length === 0) return null;
+    const rows = this.#pending;
+    this.#pending = [];
+    return logInsertMany(this.sql, this.workerId, rows).catch((e) => {
+      console.error(`Log write of ${rows.length} lines failed: ${(e as Error).message}`);
+    });
   }
 }

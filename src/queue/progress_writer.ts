@@ -5,6 +5,7 @@
  * by the completion or failure of the job (`take()`) or by the next flush.
  */
 import type { Sql } from "../db/pool.ts";
+import { BatchedFlush } from "./batched_flush.ts";
 import { jobProgressUpdateMany } from "./job_queries.ts";
 
 export interface Progress {
@@ -15,21 +16,19 @@ export interface Progress {
 
 export class ProgressWriter {
   #dirty = new Map<string, Progress>();
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  #flushing: Promise<void> | null = null;
+  readonly #flush: BatchedFlush;
 
   constructor(
     private readonly sql: Sql,
     private readonly workerId: string,
-    private readonly intervalMs = 250,
-  ) {}
+    intervalMs = 250,
+  ) {
+    this.#flush = new BatchedFlush(intervalMs, () => this.#write());
+  }
 
   report(jobId: string, progress: Progress): void {
     this.#dirty.set(jobId, progress);
-    this.#timer ??= setTimeout(() => {
-      this.#timer = null;
-      void this.flush();
-    }, this.intervalMs);
+    this.#flush.schedule();
   }
 
   /** Removes and returns the unwritten progress of a job that ended (written with its end). */
@@ -39,23 +38,22 @@ export class ProgressWriter {
     return p;
   }
 
-  async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
-    if (this.#dirty.size === 0) return;
-    const updates = [...this.#dirty].map(([id, progress]) => ({ id, progress }));
-    this.#dirty.clear();
-    this.#flushing = jobProgressUpdateMany(this.sql, this.workerId, updates).catch((e) => {
-      // Progress is advisory: a lost write is superseded by the next report or the end.
-      console.error(`Progress write failed: ${(e as Error).message}`);
-    });
-    await this.#flushing;
-    this.#flushing = null;
+  flush(): Promise<void> {
+    return this.#flush.flush();
   }
 
   /** Writes what is pending and stops the timer. Safe twice. */
-  async stop(): Promise<void> {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.flush();
+  stop(): Promise<void> {
+    return this.#flush.stop();
+  }
+
+  #write(): Promise<void> | null {
+    if (this.#dirty.size === 0) return null;
+    const updates = [...this.#dirty].map(([id, progress]) => ({ id, progress }));
+    this.#dirty.clear();
+    return jobProgressUpdateMany(this.sql, this.workerId, updates).catch((e) => {
+      // Progress is advisory: a lost write is superseded by the next report or the end.
+      console.error(`Progress write failed: ${(e as Error).message}`);
+    });
   }
 }
