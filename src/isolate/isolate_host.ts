@@ -36,7 +36,6 @@ let nextPingId = 1;
 
 export class IsolateHost {
   readonly key: string;
-  readonly createdAt = performance.now();
   readonly control = new ControlBlock();
   /** Resolves with null once the handler is loaded, or with the reason it could not be. */
   readonly ready: Promise<ErrorInfo | null>;
@@ -171,7 +170,10 @@ export class IsolateHost {
   release(execution: Execution): void {
     if (this.#runs.get(execution.runId) !== execution) return;
     this.#runs.delete(execution.runId);
-    this.#unposted = this.#unposted.filter((r) => r.runId !== execution.runId);
+    // Only a run taken back before its batch was posted is still here (no copy per run).
+    if (this.#unposted.length > 0) {
+      this.#unposted = this.#unposted.filter((r) => r.runId !== execution.runId);
+    }
     this.#free.push(execution.slot);
   }
 
