@@ -111,11 +111,7 @@ async function drain() {
     } catch (e) {
       // runJob reports the handler's own errors; this is the runtime failing (it must not stop
       // the queue: the runs behind this one would wait for their timeouts).
-      const json = JSON.stringify(errorInfo(e));
-      if (!block.finish(run.slot, true, json, 0)) {
-        block.setState(run.slot, SlotState.POSTED);
-        post({ type: "outcome", runId: run.runId, failed: true, json });
-      }
+      report(block, run, true, JSON.stringify(errorInfo(e)), 0);
     }
     if (queue.length === 0) wake();
     else wakeTimer ??= setTimeout(wake, 0);
@@ -165,11 +161,21 @@ async function runJob({ runId, slot, job }: QueuedRun, block: ControlBlock) {
   } finally {
     if (sandbox.current()?.runId === runId) sandbox.setCurrent(null);
   }
-  if (!block.finish(slot, failed, json, performance.now() - started)) {
-    // POSTED before the message: once the host has the message it may reuse the slot.
-    block.setState(slot, SlotState.POSTED);
-    post({ type: "outcome", runId, failed, json });
-  }
+  report(block, { runId, slot }, failed, json, performance.now() - started);
+}
+
+/** A finished run's outcome: into its slot, or as a message when it does not fit there. */
+function report(
+  block: ControlBlock,
+  { runId, slot }: { runId: number; slot: number },
+  failed: boolean,
+  json: string,
+  elapsedMs: number,
+) {
+  if (block.finish(slot, failed, json, elapsedMs)) return;
+  // POSTED before the message: once the host has the message it may reuse the slot.
+  block.setState(slot, SlotState.POSTED);
+  post({ type: "outcome", runId, failed, json });
 }
 
 /**

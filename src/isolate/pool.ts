@@ -154,8 +154,8 @@ export class IsolatePool {
     const ending = await execution.ended;
     const lane = execution.lane;
     let isolateStuck = false;
+    // One that ended while it waited leaves the queue at the next pump (it skips settled runs).
     if (lane) isolateStuck = await this.#settleLane(lane, execution, ending);
-    else this.#waiting = this.#waiting.filter((e) => e !== execution);
     this.#schedulePump();
     return { ...ending.outcome, isolateStuck } as RunOutcome;
   }
