@@ -157,30 +157,47 @@ export class ChangeListener {
     return this.#busy;
   }
 
-  async #readChanges(): Promise<void> {
+  #readChanges(): Promise<void> {
+    return this.#readAfter(
+      this.#changes,
+      (last, gaps) =>
+        this.#sql<RawChange[]>`
+          select id::text, to_json(commit_timestamp) #>> '{}' as ts, schema_name, table_name,
+                 type, record::text as record, old_record::text as old_record
+          from realtime.changes
+          where id > ${last} or id = any(${gaps}::bigint[])
+          order by id limit ${this.#o.batchSize}`,
+      (r, id): ChangeRow => ({
+        id,
+        commitTimestamp: r.ts,
+        schema: r.schema_name,
+        table: r.table_name,
+        type: r.type,
+        recordJson: r.record,
+        oldRecordJson: r.old_record,
+      }),
+      (rows) => this.#h.onChanges(rows),
+    );
+  }
+
+  /**
+   * Reads rows after `cursor` (and the ids it still waits for) in batches until a short one,
+   * handing each id that is new to the cursor to `deliver`.
+   */
+  async #readAfter<Raw extends { id: string }, Row>(
+    cursor: IdCursor,
+    read: (last: number, gaps: number[]) => Promise<Raw[]>,
+    toRow: (raw: Raw, id: number) => Row,
+    deliver: (rows: Row[]) => void,
+  ): Promise<void> {
     for (;;) {
-      const gaps = this.#changes.gaps();
-      const rows = await this.#sql<RawChange[]>`
-        select id::text, to_json(commit_timestamp) #>> '{}' as ts, schema_name, table_name,
-               type, record::text as record, old_record::text as old_record
-        from realtime.changes
-        where id > ${this.#changes.last} or id = any(${gaps}::bigint[])
-        order by id limit ${this.#o.batchSize}`;
-      const fresh: ChangeRow[] = [];
+      const rows = await read(cursor.last, cursor.gaps());
+      const fresh: Row[] = [];
       for (const r of rows) {
         const id = Number(r.id);
-        if (!this.#changes.accept(id)) continue;
-        fresh.push({
-          id,
-          commitTimestamp: r.ts,
-          schema: r.schema_name,
-          table: r.table_name,
-          type: r.type,
-          recordJson: r.record,
-          oldRecordJson: r.old_record,
-        });
+        if (cursor.accept(id)) fresh.push(toRow(r, id));
       }
-      if (fresh.length > 0) this.#h.onChanges(fresh);
+      if (fresh.length > 0) deliver(fresh);
       if (rows.length < this.#o.batchSize) return;
     }
   }
@@ -194,31 +211,26 @@ export class ChangeListener {
       this.#logs.skipTo(Number(row.max ?? 0));
       return;
     }
-    for (;;) {
-      const gaps = this.#logs.gaps();
-      const rows = await this.#sql<RawLog[]>`
-        select id::text, job_id::text, line_number, level, message,
-               to_json(created_at) #>> '{}' as ts
-        from jobs.logs
-        where (id > ${this.#logs.last} or id = any(${gaps}::bigint[]))
-          and job_id = any(${jobIds}::uuid[])
-        order by id limit ${this.#o.batchSize}`;
-      const fresh: LogRow[] = [];
-      for (const r of rows) {
-        const id = Number(r.id);
-        if (!this.#logs.accept(id)) continue;
-        fresh.push({
-          id,
-          jobId: r.job_id,
-          lineNumber: r.line_number,
-          level: r.level,
-          message: r.message,
-          timestamp: r.ts,
-        });
-      }
-      if (fresh.length > 0) this.#h.onLogs(fresh);
-      if (rows.length < this.#o.batchSize) break;
-    }
+    await this.#readAfter(
+      this.#logs,
+      (last, gaps) =>
+        this.#sql<RawLog[]>`
+          select id::text, job_id::text, line_number, level, message,
+                 to_json(created_at) #>> '{}' as ts
+          from jobs.logs
+          where (id > ${last} or id = any(${gaps}::bigint[]))
+            and job_id = any(${jobIds}::uuid[])
+          order by id limit ${this.#o.batchSize}`,
+      (r, id): LogRow => ({
+        id,
+        jobId: r.job_id,
+        lineNumber: r.line_number,
+        level: r.level,
+        message: r.message,
+        timestamp: r.ts,
+      }),
+      (rows) => this.#h.onLogs(rows),
+    );
     // Rows of unfollowed jobs were filtered out, so the cursor may lag; a later id bounds it.
     const [row] = await this.#sql<{ max: string | null }[]>`
       select max(id)::text as max from jobs.logs`;
