@@ -28,6 +28,18 @@ export function table<T>(rows: T[], columns: Array<[string, (row: T) => unknown]
   return [line(columns.map(([h]) => h)), ...cells.map(line)].join("\n");
 }
 
+/** A list: JSON with `--json`, else a table of `columns`, or `empty` when there are no rows. */
+export function printRows<T>(
+  out: Out,
+  rows: T[],
+  empty: string,
+  columns: Array<[string, (row: T) => unknown]>,
+): void {
+  if (out.json) out.print(JSON.stringify(rows));
+  else if (rows.length === 0) out.print(empty);
+  else out.print(table(rows, columns));
+}
+
 /** Renders an object as `key: value` lines, nested values as compact JSON. */
 export function keyValues(obj: Record<string, unknown>, keys?: string[]): string {
   const ks = keys ?? Object.keys(obj);

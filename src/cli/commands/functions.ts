@@ -3,26 +3,22 @@ import { basename, dirname, extname, join } from "node:path";
 import type { JobFunction } from "../../sdk/mod.ts";
 import { UsageError } from "../args.ts";
 import { type Context, positionals, unwrap } from "../context.ts";
-import { table } from "../output.ts";
+import { printRows } from "../output.ts";
 
 export async function list(ctx: Context): Promise<number> {
   const namespace = ctx.flags.string("namespace");
   ctx.flags.rejectUnknown();
   positionals(ctx, [], "fluxbase functions list [--namespace NS]");
   const fns = unwrap(await ctx.client().admin.jobs.list(namespace), "Cannot list functions");
-  if (ctx.out.json) ctx.out.print(JSON.stringify(fns));
-  else if (fns.length === 0) ctx.out.print("No functions.");
-  else {
-    ctx.out.print(table(fns, [
-      ["NAMESPACE", (f) => f.namespace],
-      ["NAME", (f) => f.name],
-      ["ENABLED", (f) => (f.enabled ? "yes" : "no")],
-      ["VERSION", (f) => f.version],
-      ["SCHEDULE", (f) => f.schedule],
-      ["SOURCE", (f) => f.source],
-      ["UPDATED", (f) => f.updated_at],
-    ]));
-  }
+  printRows(ctx.out, fns, "No functions.", [
+    ["NAMESPACE", (f) => f.namespace],
+    ["NAME", (f) => f.name],
+    ["ENABLED", (f) => (f.enabled ? "yes" : "no")],
+    ["VERSION", (f) => f.version],
+    ["SCHEDULE", (f) => f.schedule],
+    ["SOURCE", (f) => f.source],
+    ["UPDATED", (f) => f.updated_at],
+  ]);
   return 0;
 }
 
@@ -154,18 +150,14 @@ export async function workers(ctx: Context): Promise<number> {
   ctx.flags.rejectUnknown();
   positionals(ctx, [], "fluxbase workers list");
   const ws = unwrap(await ctx.client().admin.jobs.listWorkers(), "Cannot list workers");
-  if (ctx.out.json) ctx.out.print(JSON.stringify(ws));
-  else if (ws.length === 0) ctx.out.print("No workers.");
-  else {
-    ctx.out.print(table(ws, [
-      ["ID", (w) => w.id],
-      ["NAME", (w) => w.name],
-      ["HOST", (w) => w.hostname],
-      ["PID", (w) => w.pid],
-      ["STATUS", (w) => w.status],
-      ["JOBS", (w) => `${w.current_job_count}/${w.max_concurrent_jobs}`],
-      ["LAST HEARTBEAT", (w) => w.last_heartbeat_at],
-    ]));
-  }
+  printRows(ctx.out, ws, "No workers.", [
+    ["ID", (w) => w.id],
+    ["NAME", (w) => w.name],
+    ["HOST", (w) => w.hostname],
+    ["PID", (w) => w.pid],
+    ["STATUS", (w) => w.status],
+    ["JOBS", (w) => `${w.current_job_count}/${w.max_concurrent_jobs}`],
+    ["LAST HEARTBEAT", (w) => w.last_heartbeat_at],
+  ]);
   return 0;
 }

@@ -2,7 +2,7 @@
 import { isFinalStatus, type Job, type JobLogLine } from "../../sdk/mod.ts";
 import { UsageError } from "../args.ts";
 import { type Context, positionals, unwrap } from "../context.ts";
-import { keyValues, progressBar, table } from "../output.ts";
+import { keyValues, printRows, progressBar } from "../output.ts";
 
 const JOB_KEYS = [
   "id",
@@ -111,18 +111,14 @@ export async function list(ctx: Context): Promise<number> {
     await ctx.client().jobs.list({ status: status as Job["status"], namespace, limit, offset }),
     "Cannot list jobs",
   );
-  if (ctx.out.json) ctx.out.print(JSON.stringify(jobs));
-  else if (jobs.length === 0) ctx.out.print("No jobs.");
-  else {
-    ctx.out.print(table(jobs, [
-      ["ID", (j) => j.id],
-      ["NAME", (j) => j.job_name],
-      ["NAMESPACE", (j) => j.namespace],
-      ["STATUS", (j) => j.status],
-      ["PROGRESS", (j) => (j.progress ? `${j.progress.percent}%` : "-")],
-      ["CREATED", (j) => j.created_at],
-    ]));
-  }
+  printRows(ctx.out, jobs, "No jobs.", [
+    ["ID", (j) => j.id],
+    ["NAME", (j) => j.job_name],
+    ["NAMESPACE", (j) => j.namespace],
+    ["STATUS", (j) => j.status],
+    ["PROGRESS", (j) => (j.progress ? `${j.progress.percent}%` : "-")],
+    ["CREATED", (j) => j.created_at],
+  ]);
   return 0;
 }
 
