@@ -146,6 +146,46 @@ Deno.test("with a namespace at its limit, a claim takes other namespaces' jobs w
   }
 });
 
+Deno.test("a completion and a progress update read their own rows by key, not the worker's other running jobs", async () => {
+  const db = await createTestDatabase();
+  const { sql } = db;
+  try {
+    await insertFunction(sql, { name: "f", code: "x" });
+    await submitJobs(sql, "f", Array.from({ length: 500 }, (_, i) => i));
+    const me = await newWorker(sql);
+    const running = await jobClaimAvailable(sql, me, 500, 1000);
+    assert.equal(running.length, 500);
+    const [a, b, c, d] = running.map((j) => j.id);
+    // In one transaction, whose statistics count only its own statements; the first calls of
+    // a connection plan their statements, which may probe indexes, so they are not counted.
+    const { done, read } = await sql.begin(async (tx) => {
+      const readSoFar = async () =>
+        (await tx<{ read: number }[]>`
+          select coalesce(sum(pg_stat_get_xact_tuples_returned(i.indexrelid)), 0)::int as read
+          from pg_index i where i.indrelid = 'jobs.queue'::regclass`)[0].read;
+      await jobProgressUpdateMany(tx, me, [{ id: c, progress: { percent: 1 } }]);
+      await jobCompleteManyIfRunning(tx, me, [{ id: d, result: 0, progress: null, logs: null }]);
+      const before = await readSoFar();
+      await jobProgressUpdateMany(tx, me, [{ id: a, progress: { percent: 10 } }]);
+      const done = await jobCompleteManyIfRunning(tx, me, [
+        { id: a, result: 1, progress: null, logs: null },
+        { id: b, result: 2, progress: { percent: 100 }, logs: "x\n" },
+      ]);
+      return { done, read: (await readSoFar()) - before };
+    });
+    assert.deepEqual(done.sort(), [a, b].sort());
+    assert.ok(read < 20, `they read ${read} index entries (the worker runs 500 jobs)`);
+    const rows = await sql`select id, result, progress, logs from jobs.queue
+                           where id in (${a}, ${b}) order by result`;
+    assert.deepEqual(rows.map((r) => [r.id, r.result, r.progress, r.logs]), [
+      [a, 1, { percent: 10 }, null],
+      [b, 2, { percent: 100 }, "x\n"],
+    ]);
+  } finally {
+    await db.drop();
+  }
+});
+
 Deno.test("a job cancelled while a claim runs is not claimed, and the claim takes the others", async () => {
   const db = await createTestDatabase();
   const { sql } = db;

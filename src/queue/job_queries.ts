@@ -3,7 +3,7 @@
  * job is guarded by `status = 'running' AND worker_id = $me`: a worker that was declared dead,
  * or a job that was cancelled meanwhile, makes the write a no-op (graphile-worker failJobs).
  * A batch of 50 is one statement, one round trip and one change-capture trigger run: completions
- * and progress travel as parallel array parameters read with unnest, failures (rarer, and with
+ * and progress travel as an array of ids and JSON objects keyed by id, failures (rarer, and with
  * more fields) as one JSON parameter read with jsonb_to_recordset.
  */
 import type { Sql } from "../db/pool.ts";
@@ -71,39 +71,40 @@ export interface Completion {
 }
 
 /**
- * JSON text of a value, SQL NULL for null and undefined. Sent as text[] and cast to jsonb[] in
- * SQL, as `::text::jsonb` elsewhere: postgres.js's own jsonb[] encoding would stringify the text
- * again, and takes an element with a `type` key for a typed parameter.
+ * JSON text of an object {job id: value} with the items' non-null values, or null when all are
+ * null. Sent as text and cast to jsonb in SQL: postgres.js's own jsonb encoding would stringify
+ * the text again. Ids are lower-cased, as PostgreSQL prints the uuid keys it looks up.
  */
-function jsonOrNull(value: unknown): string | null {
-  return value === undefined || value === null ? null : JSON.stringify(value) ?? null;
+function valuesById<T extends { id: string }>(
+  items: T[],
+  value: (item: T) => unknown,
+): string | null {
+  let out: Record<string, unknown> | null = null;
+  for (const item of items) {
+    const v = value(item);
+    if (v === undefined || v === null) continue;
+    (out ??= {})[item.id.toLowerCase()] = v;
+  }
+  return out === null ? null : JSON.stringify(out);
 }
 
 /**
- * Marks finished jobs completed; returns the ids that were still ours and running. The batch
- * travels as parallel arrays read with unnest: cheaper for Postgres than one JSON document read
- * with jsonb_to_recordset (120k instead of 124k PostgreSQL instructions per completed job,
- * callgrind, batches of 50). A null result, progress or logs is SQL NULL, as a JSON null was.
+ * Marks finished jobs completed; returns the ids that were still ours and running. A null or
+ * undefined result is SQL NULL. jobs.complete_jobs (migrations/0007_complete_by_key.sql) finds
+ * each row by its key and looks its values up in JSON objects keyed by job id.
  */
 export async function jobCompleteManyIfRunning(
   sql: Sql,
   workerId: string,
   completions: Completion[],
 ): Promise<string[]> {
+  if (completions.length === 0) return [];
   const rows = await sql<{ id: string }[]>`
-    update jobs.queue q
-    set status = 'completed', result = v.result, completed_at = now(), updated_at = now(),
-        progress = coalesce(v.progress, q.progress),
-        last_progress_at = case when v.progress is null then q.last_progress_at else now() end,
-        logs = case when v.logs is null then q.logs else coalesce(q.logs, '') || v.logs end
-    from unnest(
+    select id from jobs.complete_jobs(${workerId}::uuid,
       ${completions.map((c) => c.id)}::uuid[],
-      ${completions.map((c) => jsonOrNull(c.result))}::text[]::jsonb[],
-      ${completions.map((c) => jsonOrNull(c.progress))}::text[]::jsonb[],
-      ${completions.map((c) => c.logs ?? null)}::text[]
-    ) as v(id, result, progress, logs)
-    where q.id = v.id and q.status = 'running' and q.worker_id = ${workerId}
-    returning q.id`;
+      ${valuesById(completions, (c) => c.result)}::text::jsonb,
+      ${valuesById(completions, (c) => c.progress)}::text::jsonb,
+      ${valuesById(completions, (c) => c.logs)}::text::jsonb) as id`;
   return rows.map((r) => r.id);
 }
 
@@ -178,20 +179,20 @@ export interface ProgressUpdate {
   progress: unknown;
 }
 
-/** Writes the latest coalesced progress of several running jobs (arrays, as completions). */
+/**
+ * Writes the latest coalesced progress of several running jobs (jobs.progress_jobs, found by
+ * key as completions are); an update whose progress is null writes nothing.
+ */
 export async function jobProgressUpdateMany(
   sql: Sql,
   workerId: string,
   updates: ProgressUpdate[],
 ): Promise<void> {
+  const progress = valuesById(updates, (u) => u.progress);
+  if (progress === null) return;
   await sql`
-    update jobs.queue q
-    set progress = v.progress, last_progress_at = now(), updated_at = now()
-    from unnest(
-      ${updates.map((u) => u.id)}::uuid[],
-      ${updates.map((u) => jsonOrNull(u.progress))}::text[]::jsonb[]
-    ) as v(id, progress)
-    where q.id = v.id and q.status = 'running' and q.worker_id = ${workerId}`;
+    select jobs.progress_jobs(${workerId}::uuid, ${updates.map((u) => u.id)}::uuid[],
+      ${progress}::text::jsonb)`;
 }
 
 /**
