@@ -98,8 +98,17 @@ Deno.test("failure modes inside a job", async (t) => {
     await t.step("a job whose function was deleted fails without retrying", async () => {
       const id = await run("gone", `export function handler() { return 1; }`, { maxRetries: 5 });
       await engine.worker.stop(0);
-      await sql`update jobs.queue set function_id = null where id = ${id}`;
       await sql`update jobs.queue set status = 'pending', worker_id = null where id = ${id}`;
+      // As an admin deletes it: under that user's role and claims, so RLS applies.
+      const [{ deleted }] = await sql.begin(async (tx) => {
+        await tx`select set_config('role', 'authenticated', true),
+                   set_config('request.jwt.claims', '{"sub":"a","role":"admin"}', true)`;
+        return await tx`with d as (delete from jobs.functions where name = 'gone' returning 1)
+                        select count(*)::int as deleted from d`;
+      });
+      assert.equal(deleted, 1);
+      const [{ function_id }] = await sql`select function_id from jobs.queue where id = ${id}`;
+      assert.equal(function_id, null);
       await engine.addWorker();
       const job = await waitForStatus(sql, id, ["failed"]);
       assert.equal(job.retry_count, 0);
