@@ -7,7 +7,8 @@ export interface Latency {
 }
 
 export interface RunFigures {
-  jobsPerSecond: number;
+  /** Completed jobs/s of each round of N jobs, in order (the first on barely warm workers). */
+  rounds: number[];
   latency: Latency;
 }
 
