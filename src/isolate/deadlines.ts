@@ -6,8 +6,12 @@
  *
  * Deadlines with the same delay fall due in the order they were set, so each distinct delay
  * keeps a FIFO queue and only the queue heads compete for the one timer. Cancelled entries stay
- * in their queue until they reach its head or the queue is compacted.
+ * in their queue until they reach its head or the queue is compacted (up to a thousand of them),
+ * so cancelling drops the entry's callback: it holds the whole run (job, payload, hooks), which
+ * would otherwise stay in memory until then.
  */
+
+const NOTHING = () => {};
 
 export interface Deadline {
   cancel(): void;
@@ -42,6 +46,7 @@ export class Deadlines {
       cancel: () => {
         if (!entry.live) return;
         entry.live = false;
+        entry.fire = NOTHING;
         q.cancelled++;
         if (--this.#live === 0) this.#disarm();
         if (q.entries.length > COMPACT_AT && q.cancelled * 2 > q.entries.length) this.#compact(q);

@@ -390,11 +390,19 @@ export class IsolatePool {
   }
 }
 
+/** Keys of the bundles seen, computed once per bundle object (a worker reuses its bundles). */
+const isolateKeys = new WeakMap<FunctionBundle, string>();
+
 /** Isolates are shared by jobs of the same function version with the same permissions. */
 function isolateKey(bundle: FunctionBundle): string {
-  const p = bundle.permissions;
-  const grants = ["net", "env", "read", "write", "run"].map((k) =>
-    JSON.stringify(p[k as keyof typeof p] ?? false)
-  );
-  return `${bundle.id}@${bundle.version}\0${grants.join(",")}`;
+  let key = isolateKeys.get(bundle);
+  if (key === undefined) {
+    const p = bundle.permissions;
+    const grants = ["net", "env", "read", "write", "run"].map((k) =>
+      JSON.stringify(p[k as keyof typeof p] ?? false)
+    );
+    key = `${bundle.id}@${bundle.version}\0${grants.join(",")}`;
+    isolateKeys.set(bundle, key);
+  }
+  return key;
 }
