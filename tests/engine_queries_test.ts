@@ -107,6 +107,27 @@ Deno.test("concurrent claims from several connections never exceed the namespace
   }
 });
 
+Deno.test("a claim that could take a namespace past its limit takes only its room", async () => {
+  const db = await createTestDatabase();
+  const { sql } = db;
+  try {
+    await insertFunction(sql, { name: "f", namespace: "a", code: "x" });
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push(...await submitJobs(sql, "f", [i]));
+    const me = await newWorker(sql);
+    assert.equal((await jobClaimAvailable(sql, me, 3, 5)).length, 3);
+    // 3 running + up to 3 more would be 6 > 5: ranked, 2 taken, the oldest.
+    const next = await jobClaimAvailable(sql, me, 3, 5);
+    assert.deepEqual(next.map((j) => j.id).sort(), ids.slice(3, 5).sort());
+    assert.equal((await jobClaimAvailable(sql, me, 3, 5)).length, 0);
+    // 5 running + 3 fits a limit of 8 exactly: no ranking needed, all 3 taken.
+    const last = await jobClaimAvailable(sql, me, 3, 8);
+    assert.deepEqual(last.map((j) => j.id).sort(), ids.slice(5, 8).sort());
+  } finally {
+    await db.drop();
+  }
+});
+
 Deno.test("with a namespace at its limit, a claim takes other namespaces' jobs without reading its backlog", async () => {
   const db = await createTestDatabase();
   const { sql } = db;
