@@ -4,8 +4,12 @@
 -- no namespace goes over max_concurrent_per_namespace. When the namespace with the most running
 -- jobs still has room for a whole claim (its running jobs plus the claim's limit fit), no
 -- namespace can go over whatever the claim takes, so the jobs are claimed without that step.
--- That is the usual case with a limit well above a worker's slots. PostgreSQL instructions per
--- claimed job (callgrind, claims of 50 with 200 more jobs running): claim 109.8k -> 99.4k.
+-- That is the usual case with a limit well above a worker's slots. And the running jobs are first
+-- counted all together, reading at most as many as the limit allows: when those plus the claim
+-- fit one namespace's limit (the default configuration, 4 workers of 5 slots under a limit of 20,
+-- always does), the per-namespace count (a sort and an aggregate over every running job) is
+-- skipped too. PostgreSQL instructions per claimed job (callgrind, claims of 50 with 200 more jobs
+-- running, limit 100,000): claim 109.8k -> 91.5k (99.4k with the ranking skipped alone).
 -- Otherwise the claim is 0006's, unchanged.
 CREATE OR REPLACE FUNCTION jobs.claim_jobs(p_worker uuid, p_limit integer, p_ns_limit integer)
   RETURNS TABLE (
@@ -18,6 +22,7 @@ CREATE OR REPLACE FUNCTION jobs.claim_jobs(p_worker uuid, p_limit integer, p_ns_
   AS $$
   #variable_conflict use_column
   DECLARE
+    v_running integer;
     v_ns text[];
     v_n integer[];
     v_full text[];
@@ -28,13 +33,21 @@ CREATE OR REPLACE FUNCTION jobs.claim_jobs(p_worker uuid, p_limit integer, p_ns_
       -- A worker declared dead (or stopped) claims nothing, even before it notices.
       RETURN;
     END IF;
-    SELECT coalesce(array_agg(c.namespace), '{}'), coalesce(array_agg(c.n), '{}'),
-           coalesce(array_agg(c.namespace) FILTER (WHERE c.n >= p_ns_limit), '{}')
-      INTO v_ns, v_n, v_full
-      FROM (SELECT r.namespace, count(*)::int AS n FROM jobs.queue r
-            WHERE r.status = 'running' GROUP BY r.namespace) c;
+    -- All running jobs, counted only as far as the limit needs: if they and the claim fit in
+    -- one namespace's limit, no namespace can go over it.
+    SELECT count(*)::int INTO v_running
+      FROM (SELECT FROM jobs.queue r WHERE r.status = 'running'
+            LIMIT greatest(p_ns_limit - p_limit, 0) + 1) c;
+    IF v_running + p_limit > p_ns_limit THEN
+      SELECT coalesce(array_agg(c.namespace), '{}'), coalesce(array_agg(c.n), '{}'),
+             coalesce(array_agg(c.namespace) FILTER (WHERE c.n >= p_ns_limit), '{}')
+        INTO v_ns, v_n, v_full
+        FROM (SELECT r.namespace, count(*)::int AS n FROM jobs.queue r
+              WHERE r.status = 'running' GROUP BY r.namespace) c;
+    END IF;
 
-    IF coalesce((SELECT max(x) FROM unnest(v_n) AS x), 0) + p_limit <= p_ns_limit THEN
+    IF v_running + p_limit <= p_ns_limit
+       OR coalesce((SELECT max(x) FROM unnest(v_n) AS x), 0) + p_limit <= p_ns_limit THEN
       -- No namespace can reach its limit with this claim, whatever it takes: no ranking.
       RETURN QUERY
       WITH locked AS (
