@@ -7,6 +7,9 @@ import { Logger, makeWorkerUtils, run } from "npm:graphile-worker@0.18.0";
 import type { JobsBenchOptions } from "./jobs.ts";
 import { percentile, type RunFigures, waitUntil } from "./stats.ts";
 
+/** graphile-worker's localQueue.size here; Fluxbase gets a local queue of the same size. */
+export const GRAPHILE_LOCAL_QUEUE = 500;
+
 export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<RunFigures> {
   const utils = await makeWorkerUtils({ connectionString: url });
   await utils.migrate();
@@ -29,7 +32,7 @@ export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<
     logger: new Logger(() => () => {}),
     preset: {
       worker: {
-        localQueue: { size: 500 },
+        localQueue: { size: GRAPHILE_LOCAL_QUEUE },
         completeJobBatchDelay: 0,
         failJobBatchDelay: 0,
       },

@@ -25,7 +25,7 @@ import { loadConfig } from "../src/config.ts";
 import { startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { WorkerSupervisor } from "../src/worker/supervisor.ts";
-import { runGraphile } from "./graphile.ts";
+import { GRAPHILE_LOCAL_QUEUE, runGraphile } from "./graphile.ts";
 import { percentile, type RunFigures, waitUntil } from "./stats.ts";
 
 export interface JobsBenchOptions {
@@ -143,9 +143,10 @@ async function runFluxbase(url: string, opts: JobsBenchOptions): Promise<RunFigu
       FLUXBASE_AUTH_JWT_SECRET: "bench-secret-0123456789abcdef0123456789abcdef",
       FLUXBASE_JOBS_EMBEDDED_WORKER_COUNT: String(opts.workers),
       FLUXBASE_JOBS_MAX_CONCURRENT_PER_WORKER: String(Math.ceil(opts.concurrency / opts.workers)),
-      FLUXBASE_JOBS_MAX_CONCURRENT_PER_NAMESPACE: String(opts.concurrency * 10),
-      // A local queue, as graphile-worker gets one (localQueue.size 500): 4 jobs per slot.
-      FLUXBASE_JOBS_LOCAL_QUEUE_SIZE: String(4 * Math.ceil(opts.concurrency / opts.workers)),
+      // graphile-worker has no per-namespace limit: the highest one allowed, so it never binds.
+      FLUXBASE_JOBS_MAX_CONCURRENT_PER_NAMESPACE: "1000000",
+      // The local queue graphile-worker gets (localQueue.size 500), over all worker processes.
+      FLUXBASE_JOBS_LOCAL_QUEUE_SIZE: String(Math.ceil(GRAPHILE_LOCAL_QUEUE / opts.workers)),
     },
   });
   const supervisor = new WorkerSupervisor({
