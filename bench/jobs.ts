@@ -5,7 +5,7 @@
  * - throughput: N no-op jobs inserted in one statement, completed jobs/s from the insert to
  *   the last completion (end to end), in BENCH_ROUNDS rounds after a warm-up batch that gives
  *   every slot a warm isolate. Both systems run faster in later rounds than in the first (10k
- *   jobs: both by 40-60% from round 1 to round 3), as V8 optimises their hot code and their
+ *   jobs: both by 40-70% from round 1 to round 3), as V8 optimises their hot code and their
  *   heaps settle; the first round shows a freshly started worker, the last one a worker that
  *   has been running for a while. Every round is printed, and a ratio for the first and last;
  * - latency: with idle workers, one job at a time, from just before the insert to the first

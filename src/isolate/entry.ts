@@ -123,8 +123,8 @@ async function drain() {
 /**
  * Runs between "outcomes" messages within one batch. One message per batch of up to 64 left the
  * host idle while the isolate ran the batch and the isolate idle while the host refilled it;
- * with 16: 55,000-62,000 instead of 48,000-57,000 no-op runs/s (bench/pool.ts), and 5 of 5
- * paired jobs benchmarks faster in the third round (11,700-15,300 jobs/s against 10,000-14,000).
+ * with 16: 55,000-62,000 instead of 48,000-57,000 no-op runs/s (bench/pool.ts), and the jobs
+ * benchmark's third round faster in 5 of 5 paired runs (11,700-15,300 jobs/s, 10,000-14,000).
  */
 const WAKE_EVERY = 16;
 let sinceWake = 0;
