@@ -17,17 +17,36 @@ export interface Deadline {
   cancel(): void;
 }
 
-interface Entry extends Deadline {
-  at: number;
-  fire: () => void;
-  live: boolean;
+interface Queue {
+  entries: Entry[];
+  head: number;
+  cancelled: number;
+}
+
+/** A deadline in its queue; one object per deadline (no closure beside it). */
+class Entry implements Deadline {
+  live = true;
+
+  constructor(
+    readonly at: number,
+    public fire: () => void,
+    private readonly owner: Deadlines,
+    private readonly queue: Queue,
+  ) {}
+
+  cancel(): void {
+    if (!this.live) return;
+    this.live = false;
+    this.fire = NOTHING;
+    this.owner.cancelled(this.queue);
+  }
 }
 
 /** Compact a queue when it holds more than this many entries and most are cancelled. */
 const COMPACT_AT = 1024;
 
 export class Deadlines {
-  #queues = new Map<number, { entries: Entry[]; head: number; cancelled: number }>();
+  #queues = new Map<number, Queue>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #timerAt = Infinity;
   /** Deadlines neither fired nor cancelled; with none, no timer is pending. */
@@ -38,27 +57,21 @@ export class Deadlines {
     const at = performance.now() + delayMs;
     let queue = this.#queues.get(delayMs);
     if (!queue) this.#queues.set(delayMs, queue = { entries: [], head: 0, cancelled: 0 });
-    const q = queue;
-    const entry: Entry = {
-      at,
-      fire,
-      live: true,
-      cancel: () => {
-        if (!entry.live) return;
-        entry.live = false;
-        entry.fire = NOTHING;
-        q.cancelled++;
-        if (--this.#live === 0) this.#disarm();
-        if (q.entries.length > COMPACT_AT && q.cancelled * 2 > q.entries.length) this.#compact(q);
-      },
-    };
-    q.entries.push(entry);
+    const entry = new Entry(at, fire, this, queue);
+    queue.entries.push(entry);
     this.#live++;
     if (at < this.#timerAt) this.#arm(at);
     return entry;
   }
 
-  #compact(q: { entries: Entry[]; head: number; cancelled: number }) {
+  /** An entry of `q` was cancelled (called by Entry.cancel only). */
+  cancelled(q: Queue): void {
+    q.cancelled++;
+    if (--this.#live === 0) this.#disarm();
+    if (q.entries.length > COMPACT_AT && q.cancelled * 2 > q.entries.length) this.#compact(q);
+  }
+
+  #compact(q: Queue) {
     q.entries = q.entries.slice(q.head).filter((e) => e.live);
     q.head = 0;
     q.cancelled = 0;

@@ -8,7 +8,14 @@ import { SlotState } from "./control.ts";
 import type { Deadline, Deadlines } from "./deadlines.ts";
 import type { IsolateHost } from "./isolate_host.ts";
 import type { ErrorInfo, IsolateMessage } from "./protocol.ts";
-import type { FunctionBundle, JobRun, RunHooks, RunLimits, RunOutcome } from "./types.ts";
+import type {
+  FunctionBundle,
+  JobRun,
+  RunHandle,
+  RunHooks,
+  RunLimits,
+  RunOutcome,
+} from "./types.ts";
 
 type Outcome = RunOutcome extends infer O ? O extends unknown ? Omit<O, "isolateStuck"> : never
   : never;
@@ -31,7 +38,8 @@ export type RunEvent =
 
 let nextRunId = 1;
 
-export class Execution {
+/** The run as the pool hands it out: the RunHandle of types.ts. */
+export class Execution implements RunHandle {
   readonly runId = nextRunId++;
   readonly ended: Promise<Ending>;
   /** The isolate it is queued on or running in, and its slot there; null while it waits. */
@@ -47,6 +55,8 @@ export class Execution {
   #lastProgressAt = 0;
   /** The handler's own run time, when it finished by itself (the pool batches quick functions). */
   elapsedMs: number | null = null;
+  /** The outcome, once the pool has settled the run's isolate (set by the pool). */
+  done!: Promise<RunOutcome>;
 
   constructor(
     readonly bundle: FunctionBundle,

@@ -122,12 +122,9 @@ export class IsolatePool {
     if (this.#closed) execution.terminate("The isolate pool is shut down");
     this.#running.add(execution);
     if (!execution.settled) this.#enqueue([execution]);
-    const done = this.#drive(execution).finally(() => this.#running.delete(execution));
-    return {
-      done,
-      cancel: () => execution.cancel(),
-      terminate: (reason: string) => execution.terminate(reason),
-    };
+    // The execution is its own handle (done, cancel, terminate): no wrapper object per job.
+    execution.done = this.#drive(execution);
+    return execution;
   }
 
   /** Isolates alive now: idle (warm) and running a job. */
@@ -151,13 +148,17 @@ export class IsolatePool {
 
   /** Waits for the run to end, then settles its isolate: free, stopped or forgotten. */
   async #drive(execution: Execution): Promise<RunOutcome> {
-    const ending = await execution.ended;
-    const lane = execution.lane;
-    let isolateStuck = false;
-    // One that ended while it waited leaves the queue at the next pump (it skips settled runs).
-    if (lane) isolateStuck = await this.#settleLane(lane, execution, ending);
-    this.#schedulePump();
-    return { ...ending.outcome, isolateStuck } as RunOutcome;
+    try {
+      const ending = await execution.ended;
+      const lane = execution.lane;
+      let isolateStuck = false;
+      // One that ended while it waited leaves the queue at the next pump (it skips settled runs).
+      if (lane) isolateStuck = await this.#settleLane(lane, execution, ending);
+      this.#schedulePump();
+      return { ...ending.outcome, isolateStuck } as RunOutcome;
+    } finally {
+      this.#running.delete(execution);
+    }
   }
 
   /** Returns true when the isolate had to be stopped and did not answer. */
@@ -218,11 +219,14 @@ export class IsolatePool {
   #schedulePump() {
     if (this.#pumpScheduled) return;
     this.#pumpScheduled = true;
-    queueMicrotask(() => {
-      this.#pumpScheduled = false;
-      this.#pump();
-    });
+    queueMicrotask(this.#pumpNow);
   }
+
+  /** The scheduled pump, one function for every schedule. */
+  readonly #pumpNow = () => {
+    this.#pumpScheduled = false;
+    this.#pump();
+  };
 
   #pump() {
     if (this.#waiting.length === 0) return;

@@ -14,6 +14,8 @@ interface JobLog {
   /** Line number of the last line taken (continues after earlier attempts). */
   last: number;
   truncated: boolean;
+  /** Lines taken and not yet handed to a write. */
+  pending: number;
 }
 
 export class LogWriter {
@@ -32,7 +34,11 @@ export class LogWriter {
 
   /** Starts counting a job's lines after `previousLines` of earlier attempts. */
   begin(jobId: string, previousLines: number): void {
-    this.#jobs.set(jobId, { last: previousLines, truncated: previousLines >= this.maxLines });
+    this.#jobs.set(jobId, {
+      last: previousLines,
+      truncated: previousLines >= this.maxLines,
+      pending: 0,
+    });
   }
 
   write(jobId: string, level: LogLevel, message: string, at = new Date()): void {
@@ -44,6 +50,7 @@ export class LogWriter {
       level = "warn";
     }
     job.last++;
+    job.pending++;
     this.#pending.push({
       job_id: jobId,
       line_number: job.last,
@@ -55,13 +62,21 @@ export class LogWriter {
   }
 
   hasPending(jobId: string): boolean {
-    return this.#pending.some((r) => r.job_id === jobId);
+    return (this.#jobs.get(jobId)?.pending ?? 0) > 0;
   }
 
-  /** Flushes pending lines (call before recording a job's end, so its logs are complete). */
-  async end(jobId: string): Promise<void> {
-    if (this.hasPending(jobId)) await this.flush();
-    this.#jobs.delete(jobId);
+  /**
+   * Flushes pending lines (call before recording a job's end, so its logs are complete). Not
+   * async: a job without pending lines (most) ends at once, with no promise made for it.
+   */
+  end(jobId: string): Promise<void> | void {
+    if (!this.hasPending(jobId)) {
+      this.#jobs.delete(jobId);
+      return;
+    }
+    return this.flush().then(() => {
+      this.#jobs.delete(jobId);
+    });
   }
 
   flush(): Promise<void> {
@@ -76,6 +91,10 @@ export class LogWriter {
     if (this.#pending.length === 0) return null;
     const rows = this.#pending;
     this.#pending = [];
+    for (const row of rows) {
+      const job = this.#jobs.get(row.job_id);
+      if (job) job.pending--;
+    }
     return logInsertMany(this.sql, this.workerId, rows).catch((e) => {
       console.error(`Log write of ${rows.length} lines failed: ${(e as Error).message}`);
     });

@@ -25,8 +25,10 @@ import { coerceError } from "../errors.ts";
 import type {
   FunctionBundle,
   JobRun,
+  LogLine,
   PlatformRequest,
   PlatformResponse,
+  ProgressUpdate,
   RunHandle,
   RunHooks,
   RunLimits,
@@ -408,19 +410,7 @@ export class JobWorker {
   }
 
   #hooks(job: ClaimedJob): RunHooks {
-    return {
-      onProgress: (p) => this.#progress.report(job.id, p),
-      onLog: (line) => this.#logs.write(job.id, line.level, line.message, line.at),
-      onPlatformRequest: (req) =>
-        this.opts.platform ? this.opts.platform(job, req) : Promise.resolve({
-          status: 503,
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({
-            error: "The platform API is not available to this worker",
-            code: "platform_unavailable",
-          }),
-        }),
-    };
+    return new JobHooks(job, this.#progress, this.#logs, this.opts.platform);
   }
 
   #onCancel(payload: string): void {
@@ -481,6 +471,36 @@ export class JobWorker {
     this.#wake(); // the claim loop sees the reason and ends
     console.error(`Worker ${this.name}: recycling the process: ${reason}`);
     this.opts.onRecycle?.(reason);
+  }
+}
+
+/** What a running job's isolate reports goes to its writers: one object per job. */
+class JobHooks implements RunHooks {
+  constructor(
+    private readonly job: ClaimedJob,
+    private readonly progress: ProgressWriter,
+    private readonly logs: LogWriter,
+    private readonly platform: JobWorkerOptions["platform"],
+  ) {}
+
+  onProgress(p: ProgressUpdate): void {
+    this.progress.report(this.job.id, p);
+  }
+
+  onLog(line: LogLine): void {
+    this.logs.write(this.job.id, line.level, line.message, line.at);
+  }
+
+  onPlatformRequest(req: PlatformRequest): Promise<PlatformResponse> {
+    if (this.platform) return this.platform(this.job, req);
+    return Promise.resolve({
+      status: 503,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        error: "The platform API is not available to this worker",
+        code: "platform_unavailable",
+      }),
+    });
   }
 }
 
