@@ -123,6 +123,10 @@ Deno.test("a claim that could take a namespace past its limit takes only its roo
     // 5 running + 3 fits a limit of 8 exactly: no ranking needed, all 3 taken.
     const last = await jobClaimAvailable(sql, me, 3, 8);
     assert.deepEqual(last.map((j) => j.id).sort(), ids.slice(5, 8).sort());
+    // A limit far above what the running jobs' index can hold: not even counted.
+    const more = await submitJobs(sql, "f", [8, 9]);
+    const big = await jobClaimAvailable(sql, me, 5, 1_000_000);
+    assert.deepEqual(big.map((j) => j.id).sort(), more.sort());
   } finally {
     await db.drop();
   }
