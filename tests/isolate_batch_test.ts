@@ -87,6 +87,19 @@ Deno.test("quick runs share a busy isolate, and each gets its own outcome and en
     assert.ok(Math.max(...perIsolate.values()) >= 10, JSON.stringify([...perIsolate.values()]));
   }));
 
+Deno.test("in long batches, each run's log lines reach it before its outcome does", () =>
+  withWarmPool(async (pool, bundle) => {
+    // The host hears of finished runs every 16 runs while the isolate goes on; a run that
+    // finishes after such a message must not be ended before its own log message arrives.
+    for (let round = 0; round < 5; round++) {
+      const runs = Array.from({ length: 60 }, (_, i) => start(pool, bundle, { i: 1000 + i }));
+      await Promise.all(runs.map((r) => r.handle.done));
+      runs.forEach((r, k) =>
+        assert.deepEqual(r.hooks.logs.map((l) => l.message), [`run ${1000 + k}`], `round ${round}`)
+      );
+    }
+  }));
+
 Deno.test("runs that take a few ms each are spread over isolates, not queued on one", async () => {
   const pool = new IsolatePool({ ...POOL, maxActive: 4 });
   try {

@@ -23,6 +23,8 @@ const RUN_ID = 2;
 const LENGTH = 3;
 /** How long the handler ran, in microseconds (the pool batches only quick functions). */
 const ELAPSED = 4;
+/** The isolate's count of finished runs when this one finished (see `finishedBy`). */
+const FINISH_SEQ = 5;
 
 export const SlotState = {
   FREE: 0,
@@ -88,8 +90,9 @@ export class ControlBlock {
    * Isolate: stores a finished run's outcome (JSON text) and marks it COMPLETED or FAILED.
    * False when it does not fit: the caller posts it as a message instead.
    */
-  finish(slot: number, failed: boolean, json: string, elapsedMs: number): boolean {
+  finish(slot: number, failed: boolean, json: string, elapsedMs: number, seq: number): boolean {
     const at = slot * INTS_PER_SLOT;
+    Atomics.store(this.#ints, at + FINISH_SEQ, seq);
     Atomics.store(this.#ints, at + ELAPSED, Math.min(2 ** 31 - 1, Math.round(elapsedMs * 1000)));
     const area = this.#bytes.subarray(slot * AREA_BYTES, (slot + 1) * AREA_BYTES);
     const { read, written } = encoder.encodeInto(json, area);
@@ -97,6 +100,16 @@ export class ControlBlock {
     Atomics.store(this.#ints, at + LENGTH, written);
     this.setState(slot, failed ? SlotState.FAILED : SlotState.COMPLETED);
     return true;
+  }
+
+  /**
+   * Whether a finished slot's run was among the first `count` runs the isolate finished
+   * (counts wrap around at 2^31; at most 64 runs are ever outstanding, so the difference is
+   * small). The isolate's "outcomes" message carries its count when posted: a run that finished
+   * later may have messages (logs, progress) still queued behind that one.
+   */
+  finishedBy(slot: number, count: number): boolean {
+    return ((Atomics.load(this.#ints, slot * INTS_PER_SLOT + FINISH_SEQ) - count) | 0) <= 0;
   }
 
   /** How long the finished run's handler took, in milliseconds. */

@@ -128,12 +128,14 @@ async function drain() {
  */
 const WAKE_EVERY = 16;
 let sinceWake = 0;
+/** Runs finished so far (an int32 that wraps), sent with each "outcomes" message. */
+let finished = 0;
 
 function wake() {
   sinceWake = 0;
   if (wakeTimer !== null) clearTimeout(wakeTimer);
   wakeTimer = null;
-  post({ type: "outcomes" });
+  post({ type: "outcomes", finished });
 }
 
 async function runJob({ runId, slot, job }: QueuedRun, block: ControlBlock) {
@@ -183,7 +185,8 @@ function report(
   json: string,
   elapsedMs: number,
 ) {
-  if (block.finish(slot, failed, json, elapsedMs)) return;
+  finished = (finished + 1) | 0;
+  if (block.finish(slot, failed, json, elapsedMs, finished)) return;
   // POSTED before the message: once the host has the message it may reuse the slot.
   block.setState(slot, SlotState.POSTED);
   post({ type: "outcome", runId, failed, json });

@@ -190,11 +190,17 @@ export class IsolateHost {
     return null;
   }
 
-  /** Hands finished runs their outcomes from the control block. */
-  harvest(): void {
+  /**
+   * Hands finished runs their outcomes from the control block: all of them, or (`finished`, from
+   * an "outcomes" message) those the isolate had finished when it posted that message. A run
+   * that finished after it may still have log or progress messages on the way, which must reach
+   * it before it ends; the next "outcomes" message, posted after them, brings it.
+   */
+  harvest(finished?: number): void {
     for (const execution of this.#runs.values()) {
       const state = this.control.state(execution.slot);
       if (state !== SlotState.COMPLETED && state !== SlotState.FAILED) continue;
+      if (finished !== undefined && !this.control.finishedBy(execution.slot, finished)) continue;
       execution.finished(
         state === SlotState.FAILED,
         this.control.outcome(execution.slot),
@@ -268,7 +274,7 @@ export class IsolateHost {
         this.#pongs.delete(message.id);
         return;
       case "outcomes":
-        this.harvest();
+        this.harvest(message.finished);
         return;
       case "outcome":
         this.#runs.get(message.runId)?.finished(message.failed, message.json, null);

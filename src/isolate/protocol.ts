@@ -44,8 +44,11 @@ export type IsolateMessage =
   /** `runId` null: printed while the module loaded, or by code no run owns. */
   | { type: "log"; runId: number | null; level: LogLevel; message: string; at: number }
   | { type: "platform_request"; runId: number; requestId: number; request: PlatformRequest }
-  /** Finished runs wait in the control block: read them. */
-  | { type: "outcomes" }
+  /**
+   * Finished runs wait in the control block: read those among the first `finished` runs this
+   * isolate finished (a later one's messages may still be on their way).
+   */
+  | { type: "outcomes"; finished: number }
   /**
    * A finished run whose outcome did not fit its slot: the result (completed) or the ErrorInfo
    * (failed) as JSON text.
