@@ -43,9 +43,10 @@ CREATE OR REPLACE FUNCTION jobs.claim_jobs(p_worker uuid, p_limit integer, p_ns_
     ELSE
       SELECT count(*)::int INTO v_running
         FROM (SELECT FROM jobs.queue r WHERE r.status = 'running'
-              LIMIT greatest(p_ns_limit - p_limit, 0) + 1) c;
+              LIMIT greatest(p_ns_limit - p_limit, 0)::bigint + 1) c;
     END IF;
-    IF v_running + p_limit > p_ns_limit THEN
+    -- In bigint: a limit or a claim may be as large as an int4 (src/queue/job_queries.ts).
+    IF v_running::bigint + p_limit > p_ns_limit THEN
       SELECT coalesce(array_agg(c.namespace), '{}'), coalesce(array_agg(c.n), '{}'),
              coalesce(array_agg(c.namespace) FILTER (WHERE c.n >= p_ns_limit), '{}')
         INTO v_ns, v_n, v_full
@@ -53,8 +54,8 @@ CREATE OR REPLACE FUNCTION jobs.claim_jobs(p_worker uuid, p_limit integer, p_ns_
               WHERE r.status = 'running' GROUP BY r.namespace) c;
     END IF;
 
-    IF v_running + p_limit <= p_ns_limit
-       OR coalesce((SELECT max(x) FROM unnest(v_n) AS x), 0) + p_limit <= p_ns_limit THEN
+    IF v_running::bigint + p_limit <= p_ns_limit
+       OR coalesce((SELECT max(x) FROM unnest(v_n) AS x), 0)::bigint + p_limit <= p_ns_limit THEN
       -- No namespace can reach its limit with this claim, whatever it takes: no ranking.
       RETURN QUERY
       WITH locked AS (

@@ -127,6 +127,12 @@ Deno.test("a claim that could take a namespace past its limit takes only its roo
     const more = await submitJobs(sql, "f", [8, 9]);
     const big = await jobClaimAvailable(sql, me, 5, 1_000_000);
     assert.deepEqual(big.map((j) => j.id).sort(), more.sort());
+    // The largest limits and claims do not overflow the arithmetic (int4 in SQL).
+    const [extreme] = await submitJobs(sql, "f", [10]);
+    assert.deepEqual((await jobClaimAvailable(sql, me, 2 ** 31, 2 ** 31)).map((j) => j.id), [
+      extreme,
+    ]);
+    assert.equal((await jobClaimAvailable(sql, me, 0, 2 ** 31)).length, 0);
   } finally {
     await db.drop();
   }
