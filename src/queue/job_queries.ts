@@ -32,11 +32,13 @@ const INT4_MAX = 2_147_483_647;
  * Claims up to `limit` pending jobs whose time has come, highest priority first, oldest first
  * within a priority, never letting a namespace exceed `namespaceLimit` running jobs across all
  * workers. The claim is the function jobs.claim_jobs (migrations/0004_claim_function.sql,
- * replaced by 0005_cheaper_claim.sql and 0006_claim_open_namespaces.sql): an advisory lock (key
- * 7262005002), a count of running jobs per namespace, then one statement that locks the first
- * pending rows (FOR UPDATE SKIP LOCKED) and marks them running, found again by their ctid; while
- * a namespace is at its limit, that statement looks only at the other namespaces' pending jobs,
- * so it never reads the held namespace's backlog. The advisory lock is needed because under
+ * replaced by 0005_cheaper_claim.sql, 0006_claim_open_namespaces.sql and
+ * 0009_claim_without_ranking.sql): an advisory lock (key 7262005002), a count of running jobs,
+ * then one statement that locks the first pending rows (FOR UPDATE SKIP LOCKED) and marks them
+ * running, found again by their ctid. When the running jobs plus the claim could reach a
+ * namespace's limit, they are counted per namespace and the jobs ranked within theirs; while a
+ * namespace is at its limit, the claim looks only at the other namespaces' pending jobs, so it
+ * never reads the held namespace's backlog. The advisory lock is needed because under
  * READ COMMITTED a statement's snapshot predates any lock it takes itself, so two concurrent
  * claims would both count the same running jobs and overshoot the limit; in the function the
  * claim is a later statement than the lock, with a fresh snapshot that sees what the previous
