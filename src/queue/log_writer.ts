@@ -61,7 +61,7 @@ export class LogWriter {
     this.#flush.schedule();
   }
 
-  hasPending(jobId: string): boolean {
+  #hasPending(jobId: string): boolean {
     return (this.#jobs.get(jobId)?.pending ?? 0) > 0;
   }
 
@@ -70,7 +70,7 @@ export class LogWriter {
    * async: a job without pending lines (most) ends at once, with no promise made for it.
    */
   end(jobId: string): Promise<void> | void {
-    if (!this.hasPending(jobId)) {
+    if (!this.#hasPending(jobId)) {
       this.#jobs.delete(jobId);
       return;
     }
