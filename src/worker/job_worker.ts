@@ -95,6 +95,8 @@ export class JobWorker {
   #loop: Promise<void> | null = null;
   /** The last claim came back full, so more jobs may be waiting. */
   #more = true;
+  /** Wake-ups for submitted jobs so far (a claim in flight may not have seen the last one). */
+  #submitted = 0;
   #wakePending = false;
   #wakeFn: (() => void) | null = null;
   #recycled: string | null = null;
@@ -138,6 +140,7 @@ export class JobWorker {
     };
     await listen("fluxbase_jobs", () => {
       this.#more = true;
+      this.#submitted++;
       this.#wake();
     });
     await listen("fluxbase_cancel", (payload) => this.#onCancel(payload));
@@ -218,9 +221,12 @@ export class JobWorker {
       if (this.#more && this.#claimDue()) {
         const want = this.#wanted();
         let jobs: ClaimedJob[] = [];
+        const submitted = this.#submitted;
         try {
           jobs = await jobClaimAvailable(sql, this.id, want, config.maxConcurrentPerNamespace);
-          this.#more = jobs.length === want;
+          // A job submitted while the claim ran may be newer than the claim's snapshot: without
+          // another claim it would wait for the next poll (seen: a 1 s start latency).
+          this.#more = jobs.length === want || this.#submitted !== submitted;
         } catch (e) {
           console.error(`Worker ${this.name}: claim failed: ${coerceError(e).message}`);
           this.#more = false;
