@@ -321,3 +321,48 @@ Deno.test("a completion writes result, progress and logs of its own running jobs
     await db.drop();
   }
 });
+
+Deno.test("declaring a worker dead waits for its claim in flight, and its next claim takes nothing", async () => {
+  const db = await createTestDatabase();
+  const { sql } = db;
+  const claimer = postgres(db.url, { max: 1, onnotice: () => {} });
+  const rescuer = postgres(db.url, { max: 1, onnotice: () => {} });
+  let commit: (() => void) | undefined;
+  try {
+    await insertFunction(sql, { name: "f", code: "x" });
+    const [a, b] = await submitJobs(sql, "f", [1, 2]);
+    const me = await newWorker(sql);
+    const committing = new Promise<void>((r) => commit = r);
+    let claimed!: (ids: string[]) => void;
+    const claimedIds = new Promise<string[]>((r) => claimed = r);
+    // A claim whose transaction is still open.
+    const claim = claimer.begin(async (tx) => {
+      claimed((await jobClaimAvailable(tx, me, 1, 100)).map((j) => j.id));
+      await committing;
+    });
+    assert.equal((await claimedIds).length, 1);
+    const [{ pid }] = await rescuer<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    let declared = false;
+    const dead = rescuer`update jobs.workers set status = 'dead' where id = ${me}`
+      .then(() => declared = true);
+    let waiting = false;
+    for (let i = 0; i < 500 && !waiting; i++) {
+      const [s] = await sql`select wait_event_type from pg_stat_activity where pid = ${pid}`;
+      waiting = s?.wait_event_type === "Lock";
+      if (!waiting) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(waiting, "declaring the worker dead waits for the claim");
+    assert.equal(declared, false);
+    commit!();
+    await claim;
+    await dead;
+    assert.equal((await jobClaimAvailable(sql, me, 10, 100)).length, 0);
+    const rows = await sql`select id, status from jobs.queue where id in ${sql([a, b])}`;
+    assert.equal(rows.filter((r) => r.status === "pending").length, 1);
+  } finally {
+    commit?.();
+    await claimer.end();
+    await rescuer.end();
+    await db.drop();
+  }
+});
