@@ -157,16 +157,27 @@ export async function logs(ctx: Context): Promise<number> {
   ctx.flags.rejectUnknown();
   const [id] = positionals(ctx, ["id"], "fluxbase jobs logs <id> [--follow]");
   const client = ctx.client();
+  // Lines print in order, each once. A line that arrives ahead of one not shown yet (realtime
+  // can deliver line 3 before the poll has read lines 1 and 2) waits for it; whatever still
+  // waits when the job ends is printed then.
   let last = 0;
+  const ahead = new Map<number, JobLogLine>();
   const show = (lines: JobLogLine[]) => {
-    for (const l of lines) {
-      if (l.line_number <= last) continue;
-      last = l.line_number;
-      logLine(ctx, l);
+    for (const l of lines) if (l.line_number > last) ahead.set(l.line_number, l);
+    for (let next = ahead.get(last + 1); next; next = ahead.get(last + 1)) {
+      ahead.delete(++last);
+      logLine(ctx, next);
     }
   };
+  const showRest = () => {
+    for (const n of [...ahead.keys()].sort((a, b) => a - b)) logLine(ctx, ahead.get(n)!);
+    ahead.clear();
+  };
   show(unwrap(await client.jobs.getLogs(id), `Cannot read logs of job ${id}`));
-  if (!follow) return 0;
+  if (!follow) {
+    showRest();
+    return 0;
+  }
   // Live lines over realtime when possible; the poll below also catches anything missed.
   const stream = client.realtime.available
     ? client.realtime.jobLogs(id, (l) => show([l]), { afterLine: last })
@@ -175,7 +186,10 @@ export async function logs(ctx: Context): Promise<number> {
     while (true) {
       const job = unwrap(await client.jobs.get(id), `Cannot read job ${id}`);
       show(unwrap(await client.jobs.getLogs(id, last), `Cannot read logs of job ${id}`));
-      if (isFinalStatus(job.status)) return finalExit(job);
+      if (isFinalStatus(job.status)) {
+        showRest();
+        return finalExit(job);
+      }
       await new Promise((r) => setTimeout(r, 1000));
     }
   } finally {
