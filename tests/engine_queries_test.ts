@@ -206,6 +206,14 @@ Deno.test("a completion and a progress update read their own rows by key, not th
     });
     assert.deepEqual(done.sort(), [a, b].sort());
     assert.ok(read < 20, `they read ${read} index entries (the worker runs 500 jobs)`);
+    // And they keep one plan, instead of planning small batches again on every call.
+    const configs = await sql<{ name: string; config: string[] }[]>`
+      select proname as name, proconfig as config from pg_proc
+      where pronamespace = 'jobs'::regnamespace and proname in ('complete_jobs', 'progress_jobs')`;
+    assert.equal(configs.length, 2);
+    for (const c of configs) {
+      assert.ok(c.config.includes("plan_cache_mode=force_generic_plan"), c.name);
+    }
     const rows = await sql`select id, result, progress, logs from jobs.queue
                            where id in (${a}, ${b}) order by result`;
     assert.deepEqual(rows.map((r) => [r.id, r.result, r.progress, r.logs]), [
