@@ -32,8 +32,9 @@ const INT4_MAX = 2_147_483_647;
  * Claims up to `limit` pending jobs whose time has come, highest priority first, oldest first
  * within a priority, never letting a namespace exceed `namespaceLimit` running jobs across all
  * workers. The claim is the function jobs.claim_jobs (migrations/0004_claim_function.sql,
- * replaced by 0005_cheaper_claim.sql, 0006_claim_open_namespaces.sql and
- * 0009_claim_without_ranking.sql): an advisory lock (key 7262005002), a count of running jobs,
+ * replaced by 0005_cheaper_claim.sql, 0006_claim_open_namespaces.sql,
+ * 0009_claim_without_ranking.sql and 0010_claim_holds_worker.sql): an advisory lock (key
+ * 7262005002), the worker's row held while it is active, a count of running jobs,
  * then one statement that locks the first pending rows (FOR UPDATE SKIP LOCKED) and marks them
  * running, found again by their ctid. When the running jobs plus the claim could reach a
  * namespace's limit, they are counted per namespace and the jobs ranked within theirs; while a
