@@ -19,6 +19,34 @@ async function cli(args: string[], env: Record<string, string>) {
   };
 }
 
+/**
+ * What the subprocess needs of this environment to resolve its npm imports: the Deno cache, and
+ * the registry's proxy and certificates. Without a cached package document Deno fetches it again,
+ * and behind a TLS-inspecting proxy that fails unless it gets the extra CA (NODE_EXTRA_CA_CERTS
+ * or DENO_CERT), as a fresh CI machine showed.
+ */
+function passThrough(): Record<string, string> {
+  const names = [
+    "DENO_DIR",
+    "DENO_CERT",
+    "DENO_TLS_CA_STORE",
+    "NODE_EXTRA_CA_CERTS",
+    "NPM_CONFIG_REGISTRY",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "no_proxy",
+  ];
+  const env: Record<string, string> = {};
+  for (const name of names) {
+    const value = Deno.env.get(name);
+    if (value) env[name] = value;
+  }
+  return env;
+}
+
 Deno.test({
   name: "fluxbase CLI against a real server",
   sanitizeOps: false,
@@ -30,9 +58,8 @@ Deno.test({
       FLUXBASE_SERVICE_KEY: srv.serviceKey,
       PATH: Deno.env.get("PATH") ?? "",
       HOME: Deno.env.get("HOME") ?? "/tmp",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      ...passThrough(),
     };
-    if (!env.DENO_DIR) delete (env as Record<string, string>).DENO_DIR;
     try {
       let jobId = "";
       await t.step("jobs submit --wait --json prints the completed job, exit 0", async () => {
