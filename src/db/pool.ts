@@ -8,6 +8,12 @@ export interface PoolOptions {
   max?: number;
   /** Connection name shown in pg_stat_activity. */
   applicationName?: string;
+  /**
+   * "off": this pool's transactions commit without waiting for their WAL to reach the disk
+   * (PostgreSQL's synchronous_commit). Only for writes that a lost commit cannot harm: the
+   * worker's claims (src/worker/main.ts). Default: the server's setting (durable).
+   */
+  synchronousCommit?: "off";
 }
 
 export function createPool(url: string, options: PoolOptions = {}): Sql {
@@ -16,6 +22,9 @@ export function createPool(url: string, options: PoolOptions = {}): Sql {
     idle_timeout: 30,
     connect_timeout: 10,
     onnotice: () => {},
-    connection: { application_name: options.applicationName ?? "fluxbase" },
+    connection: {
+      application_name: options.applicationName ?? "fluxbase",
+      ...(options.synchronousCommit ? { synchronous_commit: options.synchronousCommit } : {}),
+    },
   });
 }

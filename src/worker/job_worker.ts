@@ -51,6 +51,11 @@ export type PlatformHandler = (job: ClaimedJob, req: PlatformRequest) => Promise
 
 export interface JobWorkerOptions {
   sql: Sql;
+  /**
+   * Where claims run (default: `sql`). The worker process gives them a pool of their own whose
+   * commits do not wait for the disk (src/worker/main.ts says why that is safe).
+   */
+  claimSql?: Sql;
   config: JobsConfig;
   executor: JobExecutor;
   /** Row id in jobs.workers; the supervisor passes one so it can rescue a crashed child. */
@@ -223,7 +228,12 @@ export class JobWorker {
         let jobs: ClaimedJob[] = [];
         const submitted = this.#submitted;
         try {
-          jobs = await jobClaimAvailable(sql, this.id, want, config.maxConcurrentPerNamespace);
+          jobs = await jobClaimAvailable(
+            this.opts.claimSql ?? sql,
+            this.id,
+            want,
+            config.maxConcurrentPerNamespace,
+          );
           // A job submitted while the claim ran may be newer than the claim's snapshot: without
           // another claim it would wait for the next poll (seen: a 1 s start latency).
           this.#more = jobs.length === want || this.#submitted !== submitted;

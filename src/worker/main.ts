@@ -39,6 +39,17 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     max: Math.min(20, 6 + Math.ceil(jobs.maxConcurrentPerWorker / 10)),
     applicationName: `fluxbase-worker-${boot?.name ?? Deno.pid}`,
   });
+  // Claims commit asynchronously, on a connection of their own: a claim holds the claim lock
+  // until it commits, so waiting for the disk there held up every worker's claims (default
+  // layout, 4 workers: 1,200-1,400 jobs/s with durable claims, 2,100-2,400 without). A claim
+  // lost in a database crash only returns its jobs to pending, to run again; every other write
+  // (submits, completions, failures, logs) stays durable, and its commit also makes the claims
+  // before it durable (the WAL is flushed in order). docs/state_machine.md, "Claims".
+  const claimSql = createPool(databaseUrl, {
+    max: 1,
+    applicationName: `fluxbase-worker-${boot?.name ?? Deno.pid}-claims`,
+    synchronousCommit: "off",
+  });
   // The server's FLUXBASE_* variables a job may see, filtered once rather than for every job.
   const serverEnv = visibleServerEnv(Deno.env.toObject());
   // Keep as many warm isolates per function as there are slots: a job that finds none idle
@@ -50,6 +61,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
 
   const worker = new JobWorker({
     sql,
+    claimSql,
     config: jobs,
     executor: pool,
     id: boot?.id,
@@ -87,7 +99,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([pool.shutdown(), new Promise((r) => (timer = setTimeout(r, 2000)))]);
     clearTimeout(timer);
-    await sql.end({ timeout: 2 }).catch(() => {});
+    await Promise.all([sql, claimSql].map((pool) => pool.end({ timeout: 2 }).catch(() => {})));
   }
   if (opts.exit !== false) Deno.exit(exitCode);
 }
