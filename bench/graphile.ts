@@ -5,7 +5,14 @@
 // deno-lint-ignore no-import-prefix -- a bench-only dependency, kept out of the server's imports
 import { Logger, makeWorkerUtils, run } from "npm:graphile-worker@0.18.0";
 import type { JobsBenchOptions } from "./jobs.ts";
-import { percentile, type RunFigures, waitUntil } from "./stats.ts";
+import {
+  cpuPerJob,
+  type CpuSample,
+  cpuSample,
+  percentile,
+  type RunFigures,
+  waitUntil,
+} from "./stats.ts";
 
 /** graphile-worker's localQueue.size here; Fluxbase gets a local queue of the same size. */
 export const GRAPHILE_LOCAL_QUEUE = 500;
@@ -50,12 +57,15 @@ export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<
       60_000,
     );
     const rounds: number[] = [];
+    const cpu: CpuSample[] = [];
     for (let round = 0; round < opts.rounds; round++) {
       done = 0;
+      const cpu0 = cpuSample();
       const t0 = performance.now();
       await addMany(opts.n);
       await waitUntil("graphile jobs", () => Promise.resolve(done === opts.n), 300_000, 5);
       rounds.push(opts.n / ((performance.now() - t0) / 1000));
+      cpu.push(cpuPerJob(cpu0, cpuSample(), opts.n));
     }
 
     const latencies: number[] = [];
@@ -72,7 +82,7 @@ export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<
       );
       latencies.push(started - before);
     }
-    return { rounds, latency: percentile(latencies) };
+    return { rounds, cpu, latency: percentile(latencies) };
   } finally {
     await runner.stop();
     await utils.release();

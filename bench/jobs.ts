@@ -19,6 +19,10 @@
  * .fluxbase/bench-pg, started as a daemon that outlives the bench, as the tests do),
  * BENCH_N (10000), BENCH_ROUNDS (3), BENCH_CONCURRENCY (50), BENCH_WORKERS (Fluxbase worker
  * processes, 1), BENCH_LATENCY_SAMPLES (200), BENCH_ONLY ("fluxbase": skip graphile-worker).
+ * Fluxbase only: BENCH_NAMESPACE_LIMIT (1000000: never binds, as graphile-worker has no such
+ * limit) and BENCH_LOCAL_QUEUE (graphile-worker's 500, shared by the worker processes). The
+ * spec's default layout: BENCH_ONLY=fluxbase BENCH_WORKERS=4 BENCH_CONCURRENCY=20
+ * BENCH_NAMESPACE_LIMIT=20 BENCH_LOCAL_QUEUE=0 BENCH_N=5000.
  */
 import postgres from "postgres";
 import { loadConfig } from "../src/config.ts";
@@ -26,7 +30,14 @@ import { startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { WorkerSupervisor } from "../src/worker/supervisor.ts";
 import { GRAPHILE_LOCAL_QUEUE, runGraphile } from "./graphile.ts";
-import { percentile, type RunFigures, waitUntil } from "./stats.ts";
+import {
+  cpuPerJob,
+  type CpuSample,
+  cpuSample,
+  percentile,
+  type RunFigures,
+  waitUntil,
+} from "./stats.ts";
 
 export interface JobsBenchOptions {
   /** null: start (or adopt) the embedded PostgreSQL. */
@@ -38,6 +49,10 @@ export interface JobsBenchOptions {
   latencySamples: number;
   /** "fluxbase": skip graphile-worker (for profiling runs; the ratio needs both). */
   only: string | null;
+  /** Fluxbase's max_concurrent_per_namespace. */
+  namespaceLimit: number;
+  /** Fluxbase's local queue over all its worker processes. */
+  localQueue: number;
 }
 
 export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
@@ -49,6 +64,8 @@ export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
     workers: Number(env.BENCH_WORKERS ?? 1),
     latencySamples: Number(env.BENCH_LATENCY_SAMPLES ?? 200),
     only: env.BENCH_ONLY ?? null,
+    namespaceLimit: Number(env.BENCH_NAMESPACE_LIMIT ?? 1_000_000),
+    localQueue: Number(env.BENCH_LOCAL_QUEUE ?? GRAPHILE_LOCAL_QUEUE),
   };
 }
 
@@ -64,7 +81,8 @@ export async function benchJobs(
   opts = { ...opts, adminUrl };
   console.log(
     `jobs: N=${opts.n} x ${opts.rounds} rounds, concurrency=${opts.concurrency}, ` +
-      `fluxbase worker processes=${opts.workers}` +
+      `fluxbase worker processes=${opts.workers}, namespace limit=${opts.namespaceLimit}, ` +
+      `local queue=${opts.localQueue}` +
       (embedded ? ", embedded PostgreSQL (.fluxbase/bench-pg)" : ""),
   );
   const fluxbase = await withDatabase(
@@ -72,14 +90,14 @@ export async function benchJobs(
     "fluxbase_bench",
     (url) => runFluxbase(url, opts),
   );
-  print("fluxbase", fluxbase);
+  print("fluxbase", fluxbase, "workers");
   if (opts.only === "fluxbase") return { fluxbase, graphile: fluxbase };
   const graphile = await withDatabase(
     adminUrl,
     "graphile_bench",
     (url) => runGraphile(url, opts),
   );
-  print("graphile-worker (local queue + batched completion)", graphile);
+  print("graphile-worker (local queue + batched completion)", graphile, "self");
   const ratio = (f: number, g: number) => (f / g).toFixed(2);
   console.log(
     `  ratio fluxbase/graphile: throughput ${ratio(first(fluxbase), first(graphile))}x first ` +
@@ -93,11 +111,17 @@ export async function benchJobs(
 const first = (f: RunFigures) => f.rounds[0];
 const last = (f: RunFigures) => f.rounds[f.rounds.length - 1];
 
-function print(name: string, f: RunFigures) {
+function print(name: string, f: RunFigures, process: "workers" | "self") {
   console.log(
     `  ${name}: ${f.rounds.map(Math.round).join(" / ")} jobs/s (rounds); submit-to-start ` +
       `p50 ${f.latency.p50.toFixed(1)} ms, p95 ${f.latency.p95.toFixed(1)} ms, ` +
       `p99 ${f.latency.p99.toFixed(1)} ms`,
+  );
+  const us = (values: number[]) => values.map((v) => v.toFixed(0)).join(" / ");
+  console.log(
+    `    CPU per job (us, rounds): PostgreSQL ${us(f.cpu.map((c) => c.postgres))}; ` +
+      `${process === "workers" ? "worker processes" : "its process"} ` +
+      `${us(f.cpu.map((c) => c[process]))}`,
   );
 }
 
@@ -143,10 +167,10 @@ async function runFluxbase(url: string, opts: JobsBenchOptions): Promise<RunFigu
       FLUXBASE_AUTH_JWT_SECRET: "bench-secret-0123456789abcdef0123456789abcdef",
       FLUXBASE_JOBS_EMBEDDED_WORKER_COUNT: String(opts.workers),
       FLUXBASE_JOBS_MAX_CONCURRENT_PER_WORKER: String(Math.ceil(opts.concurrency / opts.workers)),
-      // graphile-worker has no per-namespace limit: the highest one allowed, so it never binds.
-      FLUXBASE_JOBS_MAX_CONCURRENT_PER_NAMESPACE: "1000000",
-      // The local queue graphile-worker gets (localQueue.size 500), over all worker processes.
-      FLUXBASE_JOBS_LOCAL_QUEUE_SIZE: String(Math.ceil(GRAPHILE_LOCAL_QUEUE / opts.workers)),
+      // By default graphile-worker's layout: no per-namespace limit that binds (it has none),
+      // and its local queue (localQueue.size 500) over all worker processes.
+      FLUXBASE_JOBS_MAX_CONCURRENT_PER_NAMESPACE: String(opts.namespaceLimit),
+      FLUXBASE_JOBS_LOCAL_QUEUE_SIZE: String(Math.ceil(opts.localQueue / opts.workers)),
     },
   });
   const supervisor = new WorkerSupervisor({
@@ -194,7 +218,9 @@ async function runFluxbase(url: string, opts: JobsBenchOptions): Promise<RunFigu
     await clear();
 
     const rounds: number[] = [];
+    const cpu: CpuSample[] = [];
     for (let round = 0; round < opts.rounds; round++) {
+      const cpu0 = cpuSample();
       // Start and end on the database's clock: the insert's transaction time, the last
       // completion's transaction time.
       const [{ t0 }] = await sql`select clock_timestamp() as t0`;
@@ -206,6 +232,7 @@ async function runFluxbase(url: string, opts: JobsBenchOptions): Promise<RunFigu
       const [{ failed }] = await sql`
         select count(*)::int as failed from jobs.queue where status <> 'completed'`;
       if (failed > 0) throw new Error(`${failed} fluxbase jobs did not complete`);
+      cpu.push(cpuPerJob(cpu0, cpuSample(), opts.n));
       await clear();
       rounds.push(opts.n / seconds);
     }
@@ -231,9 +258,14 @@ async function runFluxbase(url: string, opts: JobsBenchOptions): Promise<RunFigu
       );
       latencies.push(started - before);
     }
-    return { rounds, latency: percentile(latencies) };
+    return { rounds, cpu, latency: percentile(latencies) };
   } finally {
     await supervisor.stop();
     await sql.end();
   }
+}
+
+if (import.meta.main) {
+  await benchJobs();
+  Deno.exit(0);
 }

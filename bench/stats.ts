@@ -9,6 +9,8 @@ export interface Latency {
 export interface RunFigures {
   /** Completed jobs/s of each round of N jobs, in order (the first on barely warm workers). */
   rounds: number[];
+  /** CPU per job of each round, in microseconds (coarse: /proc counts in 10 ms ticks). */
+  cpu: CpuSample[];
   latency: Latency;
 }
 
@@ -35,4 +37,55 @@ export async function waitUntil<T>(
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** CPU time used so far, in microseconds, by the processes a benchmark round involves. */
+export interface CpuSample {
+  /** Every PostgreSQL process on this machine (0 when the database runs elsewhere). */
+  postgres: number;
+  /** Fluxbase's worker processes (src/worker/process.ts). */
+  workers: number;
+  /** This process: the bench itself, and graphile-worker, which runs in it. */
+  self: number;
+}
+
+/**
+ * Reads /proc (Linux; zeros elsewhere). Processes that exit between two samples drop out, so
+ * a round's figure counts only those alive at both ends: the database and the workers are.
+ */
+export function cpuSample(): CpuSample {
+  const sample: CpuSample = { postgres: 0, workers: 0, self: 0 };
+  let entries: Iterable<Deno.DirEntry>;
+  try {
+    entries = Deno.readDirSync("/proc");
+  } catch {
+    return sample;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // utime + stime, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+      const micros = (Number(fields[11]) + Number(fields[12])) * 10_000;
+      if (Number(entry.name) === Deno.pid) sample.self += micros;
+      else if (comm === "postgres") sample.postgres += micros;
+      else if (
+        Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).includes("src/worker/process.ts")
+      ) sample.workers += micros;
+    } catch {
+      // The process ended while it was read.
+    }
+  }
+  return sample;
+}
+
+/** CPU per job between two samples, in microseconds. */
+export function cpuPerJob(before: CpuSample, after: CpuSample, jobs: number): CpuSample {
+  return {
+    postgres: (after.postgres - before.postgres) / jobs,
+    workers: (after.workers - before.workers) / jobs,
+    self: (after.self - before.self) / jobs,
+  };
 }
