@@ -1,6 +1,7 @@
 /**
- * graphile-worker 0.18 under the same load: its best configuration on this machine, local
- * queue plus batched completion, at the same concurrency (the issue quotes ~7,000 jobs/s).
+ * graphile-worker 0.18 under the same load: tuned, its best configuration on this machine (local
+ * queue plus batched completion, at the same concurrency; the issue quotes ~7,000 jobs/s), or
+ * with its default settings (the issue quotes ~1,900 jobs/s).
  */
 // deno-lint-ignore no-import-prefix -- a bench-only dependency, kept out of the server's imports
 import { Logger, makeWorkerUtils, run } from "npm:graphile-worker@0.18.0";
@@ -22,11 +23,12 @@ export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<
   await utils.migrate();
   let done = 0;
   const starts = new Map<string, number>();
+  const tuned = opts.graphileLayout === "tuned";
   const runner = await run({
     connectionString: url,
-    concurrency: opts.concurrency,
+    // Its defaults: concurrency 1, no local queue, each completion its own statement.
+    ...(tuned ? { concurrency: opts.concurrency, pollInterval: 1000 } : {}),
     noHandleSignals: true,
-    pollInterval: 1000,
     taskList: {
       noop: (payload: unknown) => {
         const key = (payload as { key?: string } | null)?.key;
@@ -37,23 +39,26 @@ export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<
     },
     // Silent: the bench prints its own lines.
     logger: new Logger(() => () => {}),
-    preset: {
-      worker: {
-        localQueue: { size: GRAPHILE_LOCAL_QUEUE },
-        completeJobBatchDelay: 0,
-        failJobBatchDelay: 0,
-      },
-    },
+    preset: tuned
+      ? {
+        worker: {
+          localQueue: { size: GRAPHILE_LOCAL_QUEUE },
+          completeJobBatchDelay: 0,
+          failJobBatchDelay: 0,
+        },
+      }
+      : undefined,
   });
   try {
     const addMany = (count: number) =>
       utils.addJobs(
         Array.from({ length: count }, () => ({ identifier: "noop", payload: {}, maxAttempts: 1 })),
       );
-    await addMany(opts.concurrency * 10);
+    const warmUp = opts.concurrency * 10;
+    await addMany(warmUp);
     await waitUntil(
       "graphile warm-up",
-      () => Promise.resolve(done === opts.concurrency * 10),
+      () => Promise.resolve(done === warmUp),
       60_000,
     );
     const rounds: number[] = [];

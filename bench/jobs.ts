@@ -23,6 +23,11 @@
  * limit) and BENCH_LOCAL_QUEUE (graphile-worker's 500, shared by the worker processes). The
  * spec's default layout: BENCH_ONLY=fluxbase BENCH_WORKERS=4 BENCH_CONCURRENCY=20
  * BENCH_NAMESPACE_LIMIT=20 BENCH_LOCAL_QUEUE=0 BENCH_N=5000.
+ *
+ * Then, unless BENCH_DEFAULTS=0, both systems as they come, N/2 jobs: Fluxbase with the spec's
+ * defaults (4 worker processes of 5 slots, namespace limit 20, no local queue) against
+ * graphile-worker with its own (concurrency 1, no local queue, one completion per job), the
+ * figure the issue quotes ("about 1,900 no-op jobs/s with default settings").
  */
 import postgres from "postgres";
 import { loadConfig } from "../src/config.ts";
@@ -53,6 +58,10 @@ export interface JobsBenchOptions {
   namespaceLimit: number;
   /** Fluxbase's local queue over all its worker processes. */
   localQueue: number;
+  /** Also compare both systems with their default settings. */
+  defaults: boolean;
+  /** graphile-worker tuned (local queue, batched completion, `concurrency`) or as it comes. */
+  graphileLayout: "tuned" | "defaults";
 }
 
 export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
@@ -66,6 +75,24 @@ export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
     only: env.BENCH_ONLY ?? null,
     namespaceLimit: Number(env.BENCH_NAMESPACE_LIMIT ?? 1_000_000),
     localQueue: Number(env.BENCH_LOCAL_QUEUE ?? GRAPHILE_LOCAL_QUEUE),
+    defaults: env.BENCH_DEFAULTS !== "0",
+    graphileLayout: "tuned",
+  };
+}
+
+/** The spec's defaults for Fluxbase, with graphile-worker's own defaults (see above). */
+function defaultLayouts(opts: JobsBenchOptions): JobsBenchOptions {
+  const jobs = loadConfig({ file: null, env: {} }).jobs;
+  return {
+    ...opts,
+    n: Math.max(1, Math.round(opts.n / 2)),
+    workers: jobs.embeddedWorkerCount,
+    concurrency: jobs.embeddedWorkerCount * jobs.maxConcurrentPerWorker,
+    namespaceLimit: jobs.maxConcurrentPerNamespace,
+    localQueue: jobs.localQueueSize,
+    // Submit-to-start latency is measured once, above.
+    latencySamples: 0,
+    graphileLayout: "defaults",
   };
 }
 
@@ -79,12 +106,30 @@ export async function benchJobs(
     detached: true,
   })).url;
   opts = { ...opts, adminUrl };
+  const where = embedded ? ", embedded PostgreSQL (.fluxbase/bench-pg)" : "";
   console.log(
     `jobs: N=${opts.n} x ${opts.rounds} rounds, concurrency=${opts.concurrency}, ` +
       `fluxbase worker processes=${opts.workers}, namespace limit=${opts.namespaceLimit}, ` +
-      `local queue=${opts.localQueue}` +
-      (embedded ? ", embedded PostgreSQL (.fluxbase/bench-pg)" : ""),
+      `local queue=${opts.localQueue}${where}`,
   );
+  const tuned = await compare(opts, adminUrl, "graphile-worker (local queue + batched completion)");
+  if (opts.defaults) {
+    const d = defaultLayouts(opts);
+    console.log(
+      `jobs with default settings: N=${d.n} x ${d.rounds} rounds; fluxbase ${d.workers} worker ` +
+        `processes of ${d.concurrency / d.workers} slots, namespace limit ${d.namespaceLimit}, ` +
+        `no local queue; graphile-worker concurrency 1, no local queue, unbatched completion`,
+    );
+    await compare(d, adminUrl, "graphile-worker (its defaults)");
+  }
+  return tuned;
+}
+
+async function compare(
+  opts: JobsBenchOptions,
+  adminUrl: string,
+  graphileName: string,
+): Promise<{ fluxbase: RunFigures; graphile: RunFigures }> {
   const fluxbase = await withDatabase(
     adminUrl,
     "fluxbase_bench",
@@ -97,13 +142,15 @@ export async function benchJobs(
     "graphile_bench",
     (url) => runGraphile(url, opts),
   );
-  print("graphile-worker (local queue + batched completion)", graphile, "self");
+  print(graphileName, graphile, "self");
   const ratio = (f: number, g: number) => (f / g).toFixed(2);
   console.log(
     `  ratio fluxbase/graphile: throughput ${ratio(first(fluxbase), first(graphile))}x first ` +
-      `round, ${ratio(last(fluxbase), last(graphile))}x last round; latency p50 ` +
-      `${ratio(fluxbase.latency.p50, graphile.latency.p50)}x, ` +
-      `p99 ${ratio(fluxbase.latency.p99, graphile.latency.p99)}x`,
+      `round, ${ratio(last(fluxbase), last(graphile))}x last round` +
+      (opts.latencySamples > 0
+        ? `; latency p50 ${ratio(fluxbase.latency.p50, graphile.latency.p50)}x, ` +
+          `p99 ${ratio(fluxbase.latency.p99, graphile.latency.p99)}x`
+        : ""),
   );
   return { fluxbase, graphile };
 }
@@ -112,11 +159,10 @@ const first = (f: RunFigures) => f.rounds[0];
 const last = (f: RunFigures) => f.rounds[f.rounds.length - 1];
 
 function print(name: string, f: RunFigures, process: "workers" | "self") {
-  console.log(
-    `  ${name}: ${f.rounds.map(Math.round).join(" / ")} jobs/s (rounds); submit-to-start ` +
-      `p50 ${f.latency.p50.toFixed(1)} ms, p95 ${f.latency.p95.toFixed(1)} ms, ` +
-      `p99 ${f.latency.p99.toFixed(1)} ms`,
-  );
+  const latency = Number.isNaN(f.latency.p50) ? "" : `; submit-to-start ` +
+    `p50 ${f.latency.p50.toFixed(1)} ms, p95 ${f.latency.p95.toFixed(1)} ms, ` +
+    `p99 ${f.latency.p99.toFixed(1)} ms`;
+  console.log(`  ${name}: ${f.rounds.map(Math.round).join(" / ")} jobs/s (rounds)${latency}`);
   const us = (values: number[]) => values.map((v) => v.toFixed(0)).join(" / ");
   console.log(
     `    CPU per job (us, rounds): PostgreSQL ${us(f.cpu.map((c) => c.postgres))}; ` +
