@@ -41,7 +41,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   });
   // Claims commit asynchronously, on a connection of their own: a claim holds the claim lock
   // until it commits, so waiting for the disk there held up every worker's claims (default
-  // layout, 4 workers, paired runs: 990-1,560 jobs/s with durable claims, 1,360-3,360 without).
+  // layout, 4 workers, paired runs: 990-1,380 jobs/s with durable claims, 1,360-2,360 without).
   // A claim lost in a database crash only returns its jobs to pending, to run again; every other
   // write (submits, completions, failures, progress, logs) stays durable, and its commit also
   // makes the claims before it durable (the WAL is flushed in order), so nothing recorded about a
