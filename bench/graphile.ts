@@ -18,12 +18,16 @@ import {
 /** graphile-worker's localQueue.size here; Fluxbase gets a local queue of the same size. */
 export const GRAPHILE_LOCAL_QUEUE = 500;
 
-export async function runGraphile(url: string, opts: JobsBenchOptions): Promise<RunFigures> {
+/** `tuned`: local queue, batched completion and `opts.concurrency`; otherwise its defaults. */
+export async function runGraphile(
+  url: string,
+  opts: JobsBenchOptions,
+  tuned: boolean,
+): Promise<RunFigures> {
   const utils = await makeWorkerUtils({ connectionString: url });
   await utils.migrate();
   let done = 0;
   const starts = new Map<string, number>();
-  const tuned = opts.graphileLayout === "tuned";
   const runner = await run({
     connectionString: url,
     // Its defaults: concurrency 1, no local queue, each completion its own statement.

@@ -60,8 +60,6 @@ export interface JobsBenchOptions {
   localQueue: number;
   /** Also compare both systems with their default settings. */
   defaults: boolean;
-  /** graphile-worker tuned (local queue, batched completion, `concurrency`) or as it comes. */
-  graphileLayout: "tuned" | "defaults";
 }
 
 export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
@@ -76,11 +74,10 @@ export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
     namespaceLimit: Number(env.BENCH_NAMESPACE_LIMIT ?? 1_000_000),
     localQueue: Number(env.BENCH_LOCAL_QUEUE ?? GRAPHILE_LOCAL_QUEUE),
     defaults: env.BENCH_DEFAULTS !== "0",
-    graphileLayout: "tuned",
   };
 }
 
-/** The spec's defaults for Fluxbase, with graphile-worker's own defaults (see above). */
+/** Fluxbase's layout with the spec's defaults (graphile-worker then runs with its own). */
 function defaultLayouts(opts: JobsBenchOptions): JobsBenchOptions {
   const jobs = loadConfig({ file: null, env: {} }).jobs;
   return {
@@ -92,7 +89,6 @@ function defaultLayouts(opts: JobsBenchOptions): JobsBenchOptions {
     localQueue: jobs.localQueueSize,
     // Submit-to-start latency is measured once, above.
     latencySamples: 0,
-    graphileLayout: "defaults",
   };
 }
 
@@ -112,15 +108,19 @@ export async function benchJobs(
       `fluxbase worker processes=${opts.workers}, namespace limit=${opts.namespaceLimit}, ` +
       `local queue=${opts.localQueue}${where}`,
   );
-  const tuned = await compare(opts, adminUrl, "graphile-worker (local queue + batched completion)");
+  const tuned = await compare(opts, adminUrl, {
+    name: "graphile-worker (local queue + batched completion)",
+    tuned: true,
+  });
   if (opts.defaults) {
     const d = defaultLayouts(opts);
     console.log(
       `jobs with default settings: N=${d.n} x ${d.rounds} rounds; fluxbase ${d.workers} worker ` +
         `processes of ${d.concurrency / d.workers} slots, namespace limit ${d.namespaceLimit}, ` +
-        `no local queue; graphile-worker concurrency 1, no local queue, unbatched completion`,
+        `local queue ${d.localQueue}; graphile-worker concurrency 1, no local queue, ` +
+        `unbatched completion`,
     );
-    await compare(d, adminUrl, "graphile-worker (its defaults)");
+    await compare(d, adminUrl, { name: "graphile-worker (its defaults)", tuned: false });
   }
   return tuned;
 }
@@ -128,7 +128,7 @@ export async function benchJobs(
 async function compare(
   opts: JobsBenchOptions,
   adminUrl: string,
-  graphileName: string,
+  graphileRun: { name: string; tuned: boolean },
 ): Promise<{ fluxbase: RunFigures; graphile: RunFigures }> {
   const fluxbase = await withDatabase(
     adminUrl,
@@ -140,14 +140,14 @@ async function compare(
   const graphile = await withDatabase(
     adminUrl,
     "graphile_bench",
-    (url) => runGraphile(url, opts),
+    (url) => runGraphile(url, opts, graphileRun.tuned),
   );
-  print(graphileName, graphile, "self");
+  print(graphileRun.name, graphile, "self");
   const ratio = (f: number, g: number) => (f / g).toFixed(2);
   console.log(
     `  ratio fluxbase/graphile: throughput ${ratio(first(fluxbase), first(graphile))}x first ` +
       `round, ${ratio(last(fluxbase), last(graphile))}x last round` +
-      (opts.latencySamples > 0
+      (measured(fluxbase.latency)
         ? `; latency p50 ${ratio(fluxbase.latency.p50, graphile.latency.p50)}x, ` +
           `p99 ${ratio(fluxbase.latency.p99, graphile.latency.p99)}x`
         : ""),
@@ -156,10 +156,12 @@ async function compare(
 }
 
 const first = (f: RunFigures) => f.rounds[0];
+/** False when a run took no latency samples (`percentile` of none is NaN). */
+const measured = (latency: RunFigures["latency"]) => !Number.isNaN(latency.p50);
 const last = (f: RunFigures) => f.rounds[f.rounds.length - 1];
 
 function print(name: string, f: RunFigures, process: "workers" | "self") {
-  const latency = Number.isNaN(f.latency.p50) ? "" : `; submit-to-start ` +
+  const latency = !measured(f.latency) ? "" : `; submit-to-start ` +
     `p50 ${f.latency.p50.toFixed(1)} ms, p95 ${f.latency.p95.toFixed(1)} ms, ` +
     `p99 ${f.latency.p99.toFixed(1)} ms`;
   console.log(`  ${name}: ${f.rounds.map(Math.round).join(" / ")} jobs/s (rounds)${latency}`);

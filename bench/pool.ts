@@ -9,6 +9,7 @@
 import { buildJobEnv } from "../src/isolate/env.ts";
 import { IsolatePool } from "../src/isolate/pool.ts";
 import type { FunctionBundle, RunHooks, RunLimits } from "../src/isolate/types.ts";
+import { processCpuMicros } from "./stats.ts";
 
 const BUNDLE: FunctionBundle = {
   id: "bench-noop",
@@ -85,12 +86,6 @@ export async function benchPool(
 }
 
 /** User plus system CPU time of this process, all threads, in microseconds. */
-function processCpuMicros(): number {
-  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks * (1_000_000 / 100); // USER_HZ is 100 on Linux
-}
-
 if (import.meta.main) {
   await benchPool();
   Deno.exit(0);

@@ -49,6 +49,13 @@ export interface CpuSample {
   self: number;
 }
 
+/** CPU time a process has used (utime + stime), in microseconds; `pid` "self" is this one. */
+export function processCpuMicros(pid: number | "self" = "self"): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100); // USER_HZ is 100 on Linux
+}
+
 /**
  * Reads /proc (Linux; zeros elsewhere). Processes that exit between two samples drop out, so
  * a round's figure counts only those alive at both ends: the database and the workers are.
@@ -63,16 +70,14 @@ export function cpuSample(): CpuSample {
   }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
     try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // utime + stime, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
-      const micros = (Number(fields[11]) + Number(fields[12])) * 10_000;
-      if (Number(entry.name) === Deno.pid) sample.self += micros;
-      else if (comm === "postgres") sample.postgres += micros;
-      else if (
-        Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).includes("src/worker/process.ts")
+      const micros = processCpuMicros(pid);
+      if (pid === Deno.pid) sample.self += micros;
+      else if (Deno.readTextFileSync(`/proc/${pid}/comm`).trim() === "postgres") {
+        sample.postgres += micros;
+      } else if (
+        Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("src/worker/process.ts")
       ) sample.workers += micros;
     } catch {
       // The process ended while it was read.

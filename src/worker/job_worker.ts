@@ -221,19 +221,15 @@ export class JobWorker {
   }
 
   async #claimLoop(): Promise<void> {
-    const { sql, config } = this.opts;
+    const { config } = this.opts;
+    const claimSql = this.opts.claimSql ?? this.opts.sql;
     while (this.#state === "running" && this.#recycled === null) {
       if (this.#more && this.#claimDue()) {
         const want = this.#wanted();
         let jobs: ClaimedJob[] = [];
         const submitted = this.#submitted;
         try {
-          jobs = await jobClaimAvailable(
-            this.opts.claimSql ?? sql,
-            this.id,
-            want,
-            config.maxConcurrentPerNamespace,
-          );
+          jobs = await jobClaimAvailable(claimSql, this.id, want, config.maxConcurrentPerNamespace);
           // A job submitted while the claim ran may be newer than the claim's snapshot: without
           // another claim it would wait for the next poll (seen: a 1 s start latency).
           this.#more = jobs.length === want || this.#submitted !== submitted;
