@@ -161,9 +161,10 @@ const measured = (latency: RunFigures["latency"]) => !Number.isNaN(latency.p50);
 const last = (f: RunFigures) => f.rounds[f.rounds.length - 1];
 
 function print(name: string, f: RunFigures, process: "workers" | "self") {
-  const latency = !measured(f.latency) ? "" : `; submit-to-start ` +
-    `p50 ${f.latency.p50.toFixed(1)} ms, p95 ${f.latency.p95.toFixed(1)} ms, ` +
-    `p99 ${f.latency.p99.toFixed(1)} ms`;
+  const latency = measured(f.latency)
+    ? `; submit-to-start p50 ${f.latency.p50.toFixed(1)} ms, ` +
+      `p95 ${f.latency.p95.toFixed(1)} ms, p99 ${f.latency.p99.toFixed(1)} ms`
+    : "";
   console.log(`  ${name}: ${f.rounds.map(Math.round).join(" / ")} jobs/s (rounds)${latency}`);
   const us = (values: number[]) => values.map((v) => v.toFixed(0)).join(" / ");
   console.log(

@@ -85,7 +85,6 @@ export async function benchPool(
   }
 }
 
-/** User plus system CPU time of this process, all threads, in microseconds. */
 if (import.meta.main) {
   await benchPool();
   Deno.exit(0);

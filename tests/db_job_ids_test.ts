@@ -53,13 +53,10 @@ Deno.test("job ids are time-ordered UUIDs (version 7), on any PostgreSQL version
         );
       }
       assert.equal(new Set(rows.map((r) => r.id)).size, rows.length, "ids are unique");
-      const [{ v }] = await db.sql<{ v: string }[]>`
-        select pg_get_expr(adbin, adrelid) as v from pg_attrdef
-        where adrelid = 'jobs.queue'::regclass
-          and adnum = (select attnum from pg_attribute
-                       where attrelid = 'jobs.queue'::regclass and attname = 'id')`;
-      const [{ num }] = await db.sql<{ num: number }[]>`
-        select current_setting('server_version_num')::int as num`;
+      const [{ v, num }] = await db.sql<{ v: string; num: number }[]>`
+        select column_default as v, current_setting('server_version_num')::int as num
+        from information_schema.columns
+        where table_schema = 'jobs' and table_name = 'queue' and column_name = 'id'`;
       assert.equal(v, num >= 180000 ? "uuidv7()" : "jobs.uuid_v7_portable()");
     });
   } finally {
