@@ -13,35 +13,45 @@ import {
   jobReleaseManyIfRunning,
 } from "./job_queries.ts";
 
-type Op =
-  | { kind: "complete"; item: Completion; done: () => void }
-  | { kind: "fail"; item: Failure; done: () => void }
-  | { kind: "release"; id: string; done: () => void };
-
 /** Attempts of one batch write before its jobs are left to the rescuer. */
 const WRITE_ATTEMPTS = 8;
 
+/**
+ * Nothing waits on a single job's write: a queued job costs its one small item until its batch
+ * is written. A promise per job kept each finished job's run (slot, execution, hooks, async
+ * frames) alive until then, and under load the queue is long: 500-1,800 jobs in a 10,000-job
+ * bench round, 18,700 at one point of a 150,000-job one (heap snapshot). Those runs survived
+ * the young generation's scavenges (a third of it each time) and were copied, promoted and
+ * marked; without them a 100,000-job run spent 350 instead of 620 ms in scavenges.
+ */
 export class Completer {
-  #queue: Op[] = [];
+  #completes: Completion[] = [];
+  #fails: Failure[] = [];
+  #releases: string[] = [];
   #running: Promise<void> | null = null;
 
   constructor(
     private readonly sql: Sql,
     private readonly workerId: string,
+    /** Called after each batch is written (or given up): the jobs in it no longer run. */
+    private readonly onWritten: () => void = () => {},
     private readonly maxBatch = 200,
   ) {}
 
-  complete(item: Completion): Promise<void> {
-    return this.#push((done) => ({ kind: "complete", item, done }));
+  complete(item: Completion): void {
+    this.#completes.push(item);
+    this.#running ??= this.#loop();
   }
 
-  fail(item: Failure): Promise<void> {
-    return this.#push((done) => ({ kind: "fail", item, done }));
+  fail(item: Failure): void {
+    this.#fails.push(item);
+    this.#running ??= this.#loop();
   }
 
   /** Back to pending without charging an attempt. */
-  release(id: string): Promise<void> {
-    return this.#push((done) => ({ kind: "release", id, done }));
+  release(id: string): void {
+    this.#releases.push(id);
+    this.#running ??= this.#loop();
   }
 
   /** Resolves when everything queued so far is written. */
@@ -49,32 +59,20 @@ export class Completer {
     while (this.#running) await this.#running;
   }
 
-  #push(make: (done: () => void) => Op): Promise<void> {
-    return new Promise((resolve) => {
-      this.#queue.push(make(resolve));
-      this.#running ??= this.#loop();
-    });
-  }
-
   async #loop(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.maxBatch);
-      const completes = batch.filter((o) => o.kind === "complete");
-      const fails = batch.filter((o) => o.kind === "fail");
-      const releases = batch.filter((o) => o.kind === "release");
+    while (this.#completes.length + this.#fails.length + this.#releases.length > 0) {
+      const completes = this.#completes.splice(0, this.maxBatch);
+      const fails = this.#fails.splice(0, this.maxBatch);
+      const releases = this.#releases.splice(0, this.maxBatch);
       await Promise.all([
         completes.length > 0 &&
-        this.#write(() =>
-          jobCompleteManyIfRunning(this.sql, this.workerId, completes.map((o) => o.item))
-        ),
+        this.#write(() => jobCompleteManyIfRunning(this.sql, this.workerId, completes)),
         fails.length > 0 &&
-        this.#write(() => jobFailManyIfRunning(this.sql, this.workerId, fails.map((o) => o.item))),
+        this.#write(() => jobFailManyIfRunning(this.sql, this.workerId, fails)),
         releases.length > 0 &&
-        this.#write(() =>
-          jobReleaseManyIfRunning(this.sql, this.workerId, releases.map((o) => o.id))
-        ),
+        this.#write(() => jobReleaseManyIfRunning(this.sql, this.workerId, releases)),
       ]);
-      for (const op of batch) op.done();
+      this.onWritten();
     }
     this.#running = null;
   }
