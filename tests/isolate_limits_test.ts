@@ -49,6 +49,22 @@ Deno.test("a job that stops reporting progress fails with a progress timeout", a
   assert.equal(hooks.progress.length, 3, "progress kept the job alive past 0.7 s");
 });
 
+Deno.test("a slow module load is no silence of the job's: the progress clock starts when it runs", async () => {
+  // The module takes 1.5 s to evaluate (as a big npm import may); the handler then reports at
+  // once and finishes within its 0.5 s progress limit.
+  const bundle = makeBundle(
+    `await new Promise((r) => setTimeout(r, 1500));\n` +
+      handlerCode(
+        `job.reportProgress(50); await new Promise((r) => setTimeout(r, 300)); return "done";`,
+      ),
+  );
+  const hooks = recorder();
+  const outcome = await pool.run(bundle, makeJob(), hooks, { ...LIMITS, progressTimeoutMs: 500 })
+    .done;
+  assert.deepEqual(outcome, { kind: "completed", result: "done", isolateStuck: false });
+  assert.equal(hooks.progress.length, 1);
+});
+
 Deno.test("cancel(): checkCancellation() turns true within 1 s in a loop that never awaits", async () => {
   const bundle = makeBundle(handlerCode(`
     job.reportProgress(1, "spinning");

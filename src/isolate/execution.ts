@@ -51,8 +51,10 @@ export class Execution implements RunHandle {
   #timeout: Deadline | null = null;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #progressCheck: Deadline | null = null;
-  /** When the run last reported progress (or was queued on its isolate). */
+  /** When the run last reported progress (or was posted to its loaded isolate). */
   #lastProgressAt = 0;
+  /** Posted to its isolate, which has loaded the function: silence counts from then on. */
+  #posted = false;
   /** The handler's own run time, when it finished by itself (the pool batches quick functions). */
   elapsedMs: number | null = null;
   /** The outcome, once the pool has settled the run's isolate (set by the pool). */
@@ -80,12 +82,22 @@ export class Execution implements RunHandle {
     return this.#cancelRequested;
   }
 
-  /** Queued on `lane` at `slot`. Silence is measured from here; the timeout runs since creation. */
+  /** Queued on `lane` at `slot`; the timeout runs since creation, silence from `posted()`. */
   dispatched(lane: IsolateHost, slot: number): void {
     this.lane = lane;
     this.slot = slot;
-    this.#lastProgressAt = performance.now();
+    this.#posted = false;
     this.#armProgressCheck(this.limits.progressTimeoutMs);
+  }
+
+  /**
+   * Posted to its isolate, whose function has loaded: the handler can report from now on. A
+   * cold isolate's load (seconds, with npm imports) is no silence of the job's; the timeout
+   * still counts it.
+   */
+  posted(): void {
+    this.#posted = true;
+    this.#lastProgressAt = performance.now();
   }
 
   /** Its isolate stopped before the run started: it waits again, and its clock starts over. */
@@ -226,7 +238,7 @@ export class Execution implements RunHandle {
     this.#progressCheck?.cancel();
     this.#progressCheck = this.deadlines.add(inMs, () => {
       this.#progressCheck = null;
-      if (this.#waitingBehindAnother()) return this.#armProgressCheck(limit);
+      if (!this.#posted || this.#waitingBehindAnother()) return this.#armProgressCheck(limit);
       const silentMs = performance.now() - this.#lastProgressAt;
       if (silentMs < limit) return this.#armProgressCheck(Math.ceil(limit - silentMs));
       const error = `no progress reported for ${formatSeconds(limit)} s`;

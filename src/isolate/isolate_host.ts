@@ -150,6 +150,7 @@ export class IsolateHost {
   flush(): void {
     if (!this.#loaded || this.#unposted.length === 0) return;
     this.post({ type: "runs", json: JSON.stringify(this.#unposted) });
+    for (const run of this.#unposted) this.#runs.get(run.runId)?.posted();
     this.#unposted = [];
   }
 
