@@ -38,14 +38,19 @@ export type RunEvent =
 
 let nextRunId = 1;
 
-/** The run as the pool hands it out: the RunHandle of types.ts. */
+/**
+ * The run as the pool hands it out: the RunHandle of types.ts. Its one promise is `done`; how
+ * it ended reaches the pool through `onEnd`, which settles the isolate and then resolves it.
+ */
 export class Execution implements RunHandle {
   readonly runId = nextRunId++;
-  readonly ended: Promise<Ending>;
+  readonly done: Promise<RunOutcome>;
+  /** How the run ended, once it has (the pool settles its isolate, then calls `resolve`). */
+  ending: Ending | null = null;
+  resolve!: (outcome: RunOutcome) => void;
   /** The isolate it is queued on or running in, and its slot there; null while it waits. */
   lane: IsolateHost | null = null;
   slot = -1;
-  #end!: (ending: Ending) => void;
   #settled = false;
   #cancelRequested = false;
   #timeout: Deadline | null = null;
@@ -57,8 +62,6 @@ export class Execution implements RunHandle {
   #posted = false;
   /** The handler's own run time, when it finished by itself (the pool batches quick functions). */
   elapsedMs: number | null = null;
-  /** The outcome, once the pool has settled the run's isolate (set by the pool). */
-  done!: Promise<RunOutcome>;
 
   constructor(
     readonly bundle: FunctionBundle,
@@ -69,8 +72,10 @@ export class Execution implements RunHandle {
     readonly key: string,
     /** The pool's timers for run deadlines. */
     private readonly deadlines: Deadlines,
+    /** Called once, when the run has ended (`ending` is set). */
+    private readonly onEnd: (execution: Execution) => void,
   ) {
-    this.ended = new Promise((resolve) => (this.#end = resolve));
+    this.done = new Promise((resolve) => (this.resolve = resolve));
     this.#armTimeout();
   }
 
@@ -264,7 +269,8 @@ export class Execution implements RunHandle {
     if (this.#cancelRequested && (outcome.kind === "completed" || outcome.kind === "failed")) {
       outcome = { kind: "cancelled" };
     }
-    this.#end({ outcome, disposal });
+    this.ending = { outcome, disposal };
+    this.onEnd(this);
   }
 }
 

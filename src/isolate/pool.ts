@@ -87,6 +87,8 @@ export class IsolatePool {
    */
   readonly #quick = new Map<string, { streak: number; averageMs: number }>();
   readonly #running = new Set<Execution>();
+  /** Runs that ended since the last settle, whose isolates are settled in one microtask. */
+  #ended: Execution[] = [];
   readonly #disposed = new WeakSet<IsolateHost>();
   readonly #deadlines = new Deadlines();
   readonly #maxActive: number;
@@ -118,12 +120,12 @@ export class IsolatePool {
       limits,
       isolateKey(bundle),
       this.#deadlines,
+      this.#onEnd,
     );
-    if (this.#closed) execution.terminate("The isolate pool is shut down");
     this.#running.add(execution);
-    if (!execution.settled) this.#enqueue([execution]);
+    if (this.#closed) execution.terminate("The isolate pool is shut down");
+    else this.#enqueue(execution);
     // The execution is its own handle (done, cancel, terminate): no wrapper object per job.
-    execution.done = this.#drive(execution);
     return execution;
   }
 
@@ -138,7 +140,7 @@ export class IsolatePool {
   async shutdown(): Promise<void> {
     this.#closed = true;
     for (const execution of this.#running) execution.terminate("The isolate pool is shut down");
-    await Promise.allSettled([...this.#running].map((e) => e.ended));
+    await Promise.allSettled([...this.#running].map((e) => e.done));
     const idle = [...this.#idle.values()].flat();
     this.#idle.clear();
     await Promise.all(idle.map((host) => this.#dispose(host, false)));
@@ -146,23 +148,56 @@ export class IsolatePool {
     this.#bundles.clear();
   }
 
-  /** Waits for the run to end, then settles its isolate: free, stopped or forgotten. */
-  async #drive(execution: Execution): Promise<RunOutcome> {
-    try {
-      const ending = await execution.ended;
+  /**
+   * A run ended: its isolate is settled in a microtask, with those of the other runs that
+   * ended meanwhile (a batch of outcomes ends many runs at once). One promise per run (`done`)
+   * instead of an async function per run and per isolate settled.
+   */
+  readonly #onEnd = (execution: Execution): void => {
+    this.#ended.push(execution);
+    if (this.#ended.length === 1) queueMicrotask(this.#settleEnded);
+  };
+
+  readonly #settleEnded = (): void => {
+    const ended = this.#ended;
+    this.#ended = [];
+    for (const execution of ended) {
+      const ending = execution.ending!;
       const lane = execution.lane;
-      let isolateStuck = false;
-      // One that ended while it waited leaves the queue at the next pump (it skips settled runs).
-      if (lane) isolateStuck = await this.#settleLane(lane, execution, ending);
-      this.#schedulePump();
-      return { ...ending.outcome, isolateStuck } as RunOutcome;
-    } finally {
-      this.#running.delete(execution);
+      try {
+        // One that ended while it waited leaves the queue at the next pump (it skips settled
+        // runs).
+        const stuck = lane ? this.#settleLane(lane, execution, ending) : false;
+        if (stuck === false) this.#resolve(execution, ending, false);
+        else {
+          stuck.then(
+            (isStuck) => this.#resolve(execution, ending, isStuck),
+            (e) => this.#settleFailed(execution, ending, e),
+          );
+        }
+      } catch (e) {
+        this.#settleFailed(execution, ending, e);
+      }
     }
+    this.#schedulePump();
+  };
+
+  /** An isolate that could not be settled counts as stuck: its process gets replaced. */
+  #settleFailed(execution: Execution, ending: Ending, e: unknown): void {
+    console.error("Settling an isolate failed:", e);
+    this.#resolve(execution, ending, true);
   }
 
-  /** Returns true when the isolate had to be stopped and did not answer. */
-  async #settleLane(lane: IsolateHost, execution: Execution, ending: Ending): Promise<boolean> {
+  #resolve(execution: Execution, ending: Ending, isolateStuck: boolean): void {
+    this.#running.delete(execution);
+    execution.resolve({ ...ending.outcome, isolateStuck } as RunOutcome);
+  }
+
+  /**
+   * Frees the run's place in its isolate, or stops the isolate: false when that is done, or a
+   * promise of whether the isolate had to be stopped and did not answer.
+   */
+  #settleLane(lane: IsolateHost, execution: Execution, ending: Ending): false | Promise<boolean> {
     if (ending.disposal === "reuse") {
       this.#noteRunTime(execution);
       lane.release(execution);
@@ -182,7 +217,7 @@ export class IsolatePool {
         return false;
       }
     }
-    return await this.#stopLane(lane, ending.disposal === "stop");
+    return this.#stopLane(lane, ending.disposal === "stop");
   }
 
   /**
@@ -196,7 +231,7 @@ export class IsolatePool {
       lane.harvest();
       const back = lane.runs().filter((e) => !e.settled && lane.retract(e));
       for (const e of back) e.requeued();
-      this.#enqueue(back, true);
+      this.#requeue(back);
     }
     const stuck = await this.#dispose(lane, checkStuck);
     // Finished, but its outcome message never arrived before the isolate was stopped.
@@ -207,11 +242,16 @@ export class IsolatePool {
     return stuck;
   }
 
-  /** Adds runs to the queue (`front`: ahead of the others, as they were there first). */
-  #enqueue(executions: Execution[], front = false) {
+  /** Adds a run to the queue. */
+  #enqueue(execution: Execution) {
+    this.#waiting.push(execution);
+    this.#schedulePump();
+  }
+
+  /** Puts runs back at the front of the queue, ahead of the others, as they were there first. */
+  #requeue(executions: Execution[]) {
     if (executions.length === 0) return;
-    if (front) this.#waiting = [...executions, ...this.#waiting];
-    else this.#waiting.push(...executions);
+    this.#waiting = [...executions, ...this.#waiting];
     this.#schedulePump();
   }
 
