@@ -204,7 +204,7 @@ Deno.test("a completion and a progress update read their own rows by key, not th
       ]);
       return { done, read: (await readSoFar()) - before };
     });
-    assert.deepEqual(done.sort(), [a, b].sort());
+    assert.equal(done, 2);
     assert.ok(read < 20, `they read ${read} index entries (the worker runs 500 jobs)`);
     // And they keep one plan, instead of planning small batches again on every call.
     const configs = await sql<{ name: string; config: string[] }[]>`
@@ -309,7 +309,7 @@ Deno.test("a completion writes result, progress and logs of its own running jobs
       { id: c, result: undefined, progress: null, logs: null },
       { id: theirs, result: 1, progress: null, logs: null },
     ]);
-    assert.deepEqual(done.sort(), [a, b, c].sort());
+    assert.equal(done, 3, "the other worker's job is not counted");
     const rows = new Map(
       (await sql`select id, status, result, progress, logs, last_progress_at from jobs.queue`)
         .map((r) => [r.id, r]),

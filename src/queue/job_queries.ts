@@ -92,23 +92,25 @@ function valuesById<T extends { id: string }>(
 }
 
 /**
- * Marks finished jobs completed; returns the ids that were still ours and running. A null or
+ * Marks finished jobs completed; returns how many were still ours and running. A null or
  * undefined result is SQL NULL. jobs.complete_jobs (migrations/0007_complete_by_key.sql) finds
- * each row by its key and looks its values up in JSON objects keyed by job id.
+ * each row by its key and looks its values up in JSON objects keyed by job id. Only the count
+ * comes back: nothing reads the ids, and a batch of 200 ids was 200 rows for the client to
+ * parse.
  */
 export async function jobCompleteManyIfRunning(
   sql: Sql,
   workerId: string,
   completions: Completion[],
-): Promise<string[]> {
-  if (completions.length === 0) return [];
-  const rows = await sql<{ id: string }[]>`
-    select id from jobs.complete_jobs(${workerId}::uuid,
+): Promise<number> {
+  if (completions.length === 0) return 0;
+  const [{ n }] = await sql<{ n: number }[]>`
+    select count(*)::int as n from jobs.complete_jobs(${workerId}::uuid,
       ${completions.map((c) => c.id)}::uuid[],
       ${valuesById(completions, (c) => c.result)}::text::jsonb,
       ${valuesById(completions, (c) => c.progress)}::text::jsonb,
-      ${valuesById(completions, (c) => c.logs)}::text::jsonb) as id`;
-  return rows.map((r) => r.id);
+      ${valuesById(completions, (c) => c.logs)}::text::jsonb)`;
+  return n;
 }
 
 export interface Failure {
