@@ -39,6 +39,8 @@ export const SlotState = {
 } as const;
 export type SlotStateValue = (typeof SlotState)[keyof typeof SlotState];
 
+/** Outcomes up to this many bytes are read in place when they are ASCII (see `outcome`). */
+const SHORT_ASCII = 128;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -117,9 +119,24 @@ export class ControlBlock {
     return Atomics.load(this.#ints, slot * INTS_PER_SLOT + ELAPSED) / 1000;
   }
 
-  /** Host: the outcome text of a COMPLETED or FAILED slot. */
+  /**
+   * Host: the outcome text of a COMPLETED or FAILED slot. TextDecoder cannot read shared
+   * memory, so UTF-8 text is copied out first; short ASCII text (most results: a number, a
+   * small object) is read in place, without an ArrayBuffer per outcome.
+   */
   outcome(slot: number): string {
     const length = Atomics.load(this.#ints, slot * INTS_PER_SLOT + LENGTH);
-    return decoder.decode(this.#bytes.slice(slot * AREA_BYTES, slot * AREA_BYTES + length));
+    const start = slot * AREA_BYTES;
+    const bytes = this.#bytes;
+    if (length <= SHORT_ASCII) {
+      let text = "";
+      for (let i = start; i < start + length; i++) {
+        const byte = bytes[i];
+        if (byte >= 0x80) return decoder.decode(bytes.slice(start, start + length));
+        text += String.fromCharCode(byte);
+      }
+      return text;
+    }
+    return decoder.decode(bytes.slice(start, start + length));
   }
 }

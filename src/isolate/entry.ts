@@ -140,7 +140,9 @@ function wake() {
 
 async function runJob({ runId, slot, job }: QueuedRun, block: ControlBlock) {
   const cancelled = () => block.cancelled(slot);
-  sandbox.setCurrent({ runId, env: { ...job.env }, cancelled });
+  // The run's env object came with this run alone (parsed from its batch): the job may change
+  // it without a copy.
+  sandbox.setCurrent({ runId, env: job.env, cancelled });
   const started = performance.now();
   let failed = false;
   let json: string;
