@@ -156,6 +156,21 @@ Deno.test("a result that is not JSON fails; undefined becomes null", async () =>
   assert.deepEqual(nothing.outcome, { kind: "completed", result: null, isolateStuck: false });
 });
 
+Deno.test("results arrive whole: non-ASCII text, short and long, and a result too big for its slot", async () => {
+  const results = [
+    "ünï 🙂",
+    "x".repeat(127),
+    "y".repeat(129),
+    { text: "é".repeat(100), n: [1, 2.5, null] },
+    "z".repeat(10_000),
+  ];
+  const bundle = makeBundle(handlerCode("return job.getJobPayload();"));
+  for (const result of results) {
+    const outcome = await pool.run(bundle, makeJob({ payload: result }), recorder(), LIMITS).done;
+    assert.deepEqual(outcome, { kind: "completed", result, isolateStuck: false });
+  }
+});
+
 Deno.test("platform clients go to the host, also without allow-net", async () => {
   const bundle = makeBundle(handlerCode(`
     const submitted = await fluxbase.jobs.submit("process-next", { batch: 2 });
