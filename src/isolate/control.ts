@@ -129,13 +129,13 @@ export class ControlBlock {
     const start = slot * AREA_BYTES;
     const bytes = this.#bytes;
     if (length <= SHORT_ASCII) {
-      let text = "";
-      for (let i = start; i < start + length; i++) {
-        const byte = bytes[i];
-        if (byte >= 0x80) return decoder.decode(bytes.slice(start, start + length));
-        text += String.fromCharCode(byte);
+      let ascii = true;
+      for (let i = start; i < start + length && ascii; i++) ascii = bytes[i] < 0x80;
+      // fromCharCode takes any array-like: the typed array's bytes are the char codes.
+      if (ascii) {
+        const codes = bytes.subarray(start, start + length) as unknown as number[];
+        return String.fromCharCode.apply(null, codes);
       }
-      return text;
     }
     return decoder.decode(bytes.slice(start, start + length));
   }

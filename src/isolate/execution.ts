@@ -39,15 +39,17 @@ export type RunEvent =
 let nextRunId = 1;
 
 /**
- * The run as the pool hands it out: the RunHandle of types.ts. Its one promise is `done`; how
- * it ended reaches the pool through `onEnd`, which settles the isolate and then resolves it.
+ * The run as the pool hands it out: the RunHandle of types.ts. How it ended reaches the pool
+ * through `onEnd`, which settles the isolate and then calls `resolve`: the caller learns the
+ * outcome from its `onEnd` hook, or from `done`, a promise made only when asked for.
  */
 export class Execution implements RunHandle {
   readonly runId = nextRunId++;
-  readonly done: Promise<RunOutcome>;
   /** How the run ended, once it has (the pool settles its isolate, then calls `resolve`). */
   ending: Ending | null = null;
-  resolve!: (outcome: RunOutcome) => void;
+  #outcome: RunOutcome | null = null;
+  #done: Promise<RunOutcome> | null = null;
+  #resolveDone: ((outcome: RunOutcome) => void) | null = null;
   /** The isolate it is queued on or running in, and its slot there; null while it waits. */
   lane: IsolateHost | null = null;
   slot = -1;
@@ -75,8 +77,25 @@ export class Execution implements RunHandle {
     /** Called once, when the run has ended (`ending` is set). */
     private readonly onEnd: (execution: Execution) => void,
   ) {
-    this.done = new Promise((resolve) => (this.resolve = resolve));
     this.#armTimeout();
+  }
+
+  get done(): Promise<RunOutcome> {
+    if (this.#done) return this.#done;
+    if (this.#outcome) return this.#done = Promise.resolve(this.#outcome);
+    return this.#done = new Promise((resolve) => (this.#resolveDone = resolve));
+  }
+
+  /** The pool: the run has ended and its isolate is settled. Safe twice (the first counts). */
+  resolve(outcome: RunOutcome): void {
+    if (this.#outcome) return;
+    this.#outcome = outcome;
+    this.#resolveDone?.(outcome);
+    try {
+      this.hooks.onEnd?.(outcome);
+    } catch (e) {
+      console.error("An isolate run hook threw:", e);
+    }
   }
 
   get settled(): boolean {
@@ -229,9 +248,9 @@ export class Execution implements RunHandle {
 
   #armTimeout() {
     this.#timeout?.cancel();
-    const seconds = formatSeconds(this.limits.timeoutMs);
     this.#timeout = this.deadlines.add(this.limits.timeoutMs, () => {
       if (this.#waitingBehindAnother()) return this.#armTimeout();
+      const seconds = formatSeconds(this.limits.timeoutMs);
       this.#finish({ kind: "timed_out", error: `timed out after ${seconds} s` }, "stop");
     });
   }

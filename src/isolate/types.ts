@@ -79,6 +79,11 @@ export interface RunHooks {
   onProgress(p: ProgressUpdate): void;
   onLog(line: LogLine): void;
   onPlatformRequest(req: PlatformRequest): Promise<PlatformResponse>;
+  /**
+   * Called with the outcome when the run has ended and its isolate is settled, as `done`
+   * resolves. A caller that takes it here need not touch `done`, which is then never made.
+   */
+  onEnd?(outcome: RunOutcome): void;
 }
 
 export interface RunLimits {

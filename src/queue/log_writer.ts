@@ -32,18 +32,23 @@ export class LogWriter {
     this.#flush = new BatchedFlush(intervalMs, () => this.#write());
   }
 
-  /** Starts counting a job's lines after `previousLines` of earlier attempts. */
-  begin(jobId: string, previousLines: number): void {
-    this.#jobs.set(jobId, {
-      last: previousLines,
-      truncated: previousLines >= this.maxLines,
-      pending: 0,
-    });
-  }
-
-  write(jobId: string, level: LogLevel, message: string, at = new Date()): void {
-    const job = this.#jobs.get(jobId);
-    if (!job || job.truncated) return;
+  /**
+   * A line of a running job; `previousLines`: the lines of its earlier attempts, which this
+   * attempt's continue after. A job's count starts with its first line (most jobs print none).
+   */
+  write(
+    jobId: string,
+    previousLines: number,
+    level: LogLevel,
+    message: string,
+    at = new Date(),
+  ): void {
+    let job = this.#jobs.get(jobId);
+    if (!job) {
+      job = { last: previousLines, truncated: previousLines >= this.maxLines, pending: 0 };
+      this.#jobs.set(jobId, job);
+    }
+    if (job.truncated) return;
     if (job.last >= this.maxLines) {
       job.truncated = true;
       message = `log truncated: more than ${this.maxLines} lines`;
@@ -66,12 +71,13 @@ export class LogWriter {
   }
 
   /**
-   * Flushes pending lines (call before recording a job's end, so its logs are complete). Not
-   * async: a job without pending lines (most) ends at once, with no promise made for it.
+   * Flushes pending lines (call before recording a job's end, so its logs are complete) and
+   * forgets the job. Not async: a job without pending lines (most) ends at once, with no
+   * promise made for it.
    */
   end(jobId: string): Promise<void> | void {
     if (!this.#hasPending(jobId)) {
-      this.#jobs.delete(jobId);
+      if (this.#jobs.size > 0) this.#jobs.delete(jobId);
       return;
     }
     return this.flush().then(() => {

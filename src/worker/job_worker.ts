@@ -42,7 +42,10 @@ import { retryDelayMs } from "../queue/retry_policy.ts";
 import { workerHeartbeat, workerMarkStopped, workerRegister } from "../queue/worker_queries.ts";
 import { BundleCache } from "./bundle_cache.ts";
 
-/** What runs a job: `IsolatePool` from src/isolate/pool.ts. */
+/**
+ * What runs a job: `IsolatePool` from src/isolate/pool.ts. It calls the hooks' `onEnd` with the
+ * outcome when the run has ended.
+ */
 export interface JobExecutor {
   run(bundle: FunctionBundle, job: JobRun, hooks: RunHooks, limits: RunLimits): RunHandle;
 }
@@ -76,10 +79,50 @@ export interface JobWorkerOptions {
 /** Why the worker stopped a job itself; decides how its outcome is recorded. */
 type StopReason = "cancel" | "terminate" | "shutdown" | "lost";
 
-interface Slot {
-  job: ClaimedJob;
-  handle: RunHandle | null;
-  stop: StopReason | null;
+/** What a slot's job reports, and where: the worker's writers, shared by its slots. */
+interface SlotOwner {
+  progress: ProgressWriter;
+  logs: LogWriter;
+  platform: PlatformHandler | undefined;
+  ended(slot: Slot, outcome: RunOutcome): void;
+}
+
+/**
+ * A job in a slot. It is also the run's hooks: what the isolate reports goes to the worker's
+ * writers, and the outcome to the worker (one object per job).
+ */
+class Slot implements RunHooks {
+  handle: RunHandle | null = null;
+  stop: StopReason | null = null;
+  /** The slot is free again: anything the run still reports is dropped. */
+  freed = false;
+
+  constructor(readonly job: ClaimedJob, private readonly owner: SlotOwner) {}
+
+  onProgress(p: ProgressUpdate): void {
+    if (!this.freed) this.owner.progress.report(this.job.id, p);
+  }
+
+  onLog(line: LogLine): void {
+    if (this.freed) return;
+    this.owner.logs.write(this.job.id, this.job.log_lines, line.level, line.message, line.at);
+  }
+
+  onPlatformRequest(req: PlatformRequest): Promise<PlatformResponse> {
+    if (this.owner.platform) return this.owner.platform(this.job, req);
+    return Promise.resolve({
+      status: 503,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        error: "The platform API is not available to this worker",
+        code: "platform_unavailable",
+      }),
+    });
+  }
+
+  onEnd(outcome: RunOutcome): void {
+    this.owner.ended(this, outcome);
+  }
 }
 
 export class JobWorker {
@@ -108,6 +151,9 @@ export class JobWorker {
   /** Outcomes waiting for their log lines to be written (the slot is already free). */
   #writes = new Set<Promise<void>>();
   #filling = false;
+  readonly #slotOwner: SlotOwner;
+  /** The limits of the last job started, reused by the next one when its limits are the same. */
+  #limits: { of: ClaimedJob; limits: RunLimits } | null = null;
   /** Called when a slot frees, while stop() waits for them. */
   #slotFreed: (() => void) | null = null;
 
@@ -126,6 +172,12 @@ export class JobWorker {
     });
     this.#progress = new ProgressWriter(opts.sql, this.id);
     this.#logs = new LogWriter(opts.sql, this.id, opts.config.maxLogLinesPerJob);
+    this.#slotOwner = {
+      progress: this.#progress,
+      logs: this.#logs,
+      platform: opts.platform,
+      ended: (slot, outcome) => this.#ended(slot, outcome),
+    };
   }
 
   get runningCount(): number {
@@ -315,9 +367,8 @@ export class JobWorker {
    * version) starts at once and costs one promise, its run's `done`: no async function per job.
    */
   #startJob(job: ClaimedJob): void {
-    const slot: Slot = { job, handle: null, stop: null };
+    const slot = new Slot(job, this.#slotOwner);
     this.#slots.set(job.id, slot);
-    this.#logs.begin(job.id, job.log_lines);
     const bundle = job.function_id
       ? this.#bundles.loaded(job.function_id, job.function_version)
       : null;
@@ -350,21 +401,30 @@ export class JobWorker {
   #run(slot: Slot, bundle: FunctionBundle): void {
     const { job } = slot;
     try {
-      slot.handle = this.opts.executor.run(bundle, this.#jobRun(job), this.#hooks(job), {
-        timeoutMs: (job.timeout_seconds ?? this.opts.config.defaultTimeoutSeconds) * 1000,
-        progressTimeoutMs: job.progress_timeout_seconds
-          ? job.progress_timeout_seconds * 1000
-          : this.opts.config.defaultProgressTimeoutMs,
-        cancelGraceMs: this.opts.config.cancelGraceMs,
-      });
+      slot.handle = this.opts.executor.run(bundle, this.#jobRun(job), slot, this.#limitsOf(job));
     } catch (e) {
       this.#cannotRun(slot, e);
-      return;
     }
-    slot.handle.done.then(
-      (outcome) => this.#ended(slot, outcome),
-      (e) => this.#cannotRun(slot, e),
-    );
+  }
+
+  #limitsOf(job: ClaimedJob): RunLimits {
+    const last = this.#limits;
+    if (
+      last && last.of.timeout_seconds === job.timeout_seconds &&
+      last.of.progress_timeout_seconds === job.progress_timeout_seconds
+    ) {
+      return last.limits;
+    }
+    const { config } = this.opts;
+    const limits = {
+      timeoutMs: (job.timeout_seconds ?? config.defaultTimeoutSeconds) * 1000,
+      progressTimeoutMs: job.progress_timeout_seconds
+        ? job.progress_timeout_seconds * 1000
+        : config.defaultProgressTimeoutMs,
+      cancelGraceMs: config.cancelGraceMs,
+    };
+    this.#limits = { of: job, limits };
+    return limits;
   }
 
   #cannotRun(slot: Slot, e: unknown): void {
@@ -393,6 +453,7 @@ export class JobWorker {
    */
   #freeSlot(slot: Slot, pending: Promise<void> | void): void {
     const { job } = slot;
+    slot.freed = true;
     this.#slots.delete(job.id);
     if (pending) {
       const write = pending.catch((e) =>
@@ -424,10 +485,13 @@ export class JobWorker {
           progress: this.#progress.take(job.id),
           logs: null,
         };
-        return after(this.#logs.end(job.id), () => this.#completer.complete(completion));
+        const flushing = this.#logs.end(job.id);
+        if (flushing) return flushing.then(() => this.#completer.complete(completion));
+        this.#completer.complete(completion);
+        return;
       }
       case "failed":
-        if (outcome.stack) this.#logs.write(job.id, "error", outcome.stack);
+        if (outcome.stack) this.#logs.write(job.id, job.log_lines, "error", outcome.stack);
         return this.#fail(job, outcome.error + stuckNote, true);
       case "timed_out":
       case "progress_timed_out":
@@ -473,10 +537,6 @@ export class JobWorker {
         : null,
       env: this.opts.jobEnv?.(job) ?? {},
     };
-  }
-
-  #hooks(job: ClaimedJob): RunHooks {
-    return new JobHooks(job, this.#progress, this.#logs, this.opts.platform);
   }
 
   #onCancel(payload: string): void {
@@ -537,36 +597,6 @@ export class JobWorker {
     this.#wake(); // the claim loop sees the reason and ends
     console.error(`Worker ${this.name}: recycling the process: ${reason}`);
     this.opts.onRecycle?.(reason);
-  }
-}
-
-/** What a running job's isolate reports goes to its writers: one object per job. */
-class JobHooks implements RunHooks {
-  constructor(
-    private readonly job: ClaimedJob,
-    private readonly progress: ProgressWriter,
-    private readonly logs: LogWriter,
-    private readonly platform: JobWorkerOptions["platform"],
-  ) {}
-
-  onProgress(p: ProgressUpdate): void {
-    this.progress.report(this.job.id, p);
-  }
-
-  onLog(line: LogLine): void {
-    this.logs.write(this.job.id, line.level, line.message, line.at);
-  }
-
-  onPlatformRequest(req: PlatformRequest): Promise<PlatformResponse> {
-    if (this.platform) return this.platform(this.job, req);
-    return Promise.resolve({
-      status: 503,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        error: "The platform API is not available to this worker",
-        code: "platform_unavailable",
-      }),
-    });
   }
 }
 
