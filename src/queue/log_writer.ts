@@ -77,7 +77,7 @@ export class LogWriter {
    */
   end(jobId: string): Promise<void> | void {
     if (!this.#hasPending(jobId)) {
-      if (this.#jobs.size > 0) this.#jobs.delete(jobId);
+      this.#jobs.delete(jobId);
       return;
     }
     return this.flush().then(() => {

@@ -153,7 +153,7 @@ export class JobWorker {
   #filling = false;
   readonly #slotOwner: SlotOwner;
   /** The limits of the last job started, reused by the next one when its limits are the same. */
-  #limits: { of: ClaimedJob; limits: RunLimits } | null = null;
+  #limits: { timeout: number | null; progress: number | null; limits: RunLimits } | null = null;
   /** Called when a slot frees, while stop() waits for them. */
   #slotFreed: (() => void) | null = null;
 
@@ -408,22 +408,17 @@ export class JobWorker {
   }
 
   #limitsOf(job: ClaimedJob): RunLimits {
+    const timeout = job.timeout_seconds;
+    const progress = job.progress_timeout_seconds;
     const last = this.#limits;
-    if (
-      last && last.of.timeout_seconds === job.timeout_seconds &&
-      last.of.progress_timeout_seconds === job.progress_timeout_seconds
-    ) {
-      return last.limits;
-    }
+    if (last && last.timeout === timeout && last.progress === progress) return last.limits;
     const { config } = this.opts;
     const limits = {
-      timeoutMs: (job.timeout_seconds ?? config.defaultTimeoutSeconds) * 1000,
-      progressTimeoutMs: job.progress_timeout_seconds
-        ? job.progress_timeout_seconds * 1000
-        : config.defaultProgressTimeoutMs,
+      timeoutMs: (timeout ?? config.defaultTimeoutSeconds) * 1000,
+      progressTimeoutMs: progress ? progress * 1000 : config.defaultProgressTimeoutMs,
       cancelGraceMs: config.cancelGraceMs,
     };
-    this.#limits = { of: job, limits };
+    this.#limits = { timeout, progress, limits };
     return limits;
   }
 
@@ -485,6 +480,7 @@ export class JobWorker {
           progress: this.#progress.take(job.id),
           logs: null,
         };
+        // after() without its closure: this is the path of nearly every job.
         const flushing = this.#logs.end(job.id);
         if (flushing) return flushing.then(() => this.#completer.complete(completion));
         this.#completer.complete(completion);

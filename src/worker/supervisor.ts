@@ -202,18 +202,19 @@ export class WorkerSupervisor {
  * 27 and 40 -> 26 us; first and second rounds within noise). The ceiling is unchanged, only the
  * growth is faster; an isolate's heap, whose objects die young, grows no faster than before.
  * `--min-semi-space-size` would also size every isolate's heap up front: it slowed them in the
- * first round (isolate threads 21 instead of 8 us per job).
+ * first round (isolate threads 21 instead of 8 us per job). deno.json's `worker` task, for a
+ * standalone worker, passes the same flag.
  */
 const YOUNG_GENERATION_GROWTH = "--semi-space-growth-factor=8";
 
 /**
- * Flags of a worker process: its heap cap and young generation growth (above), no prompts (a worker with a terminal could
- * otherwise be granted permissions interactively), and only the permissions a job can be
- * granted (an isolate can narrow its parent's permissions, never widen them) plus sys for
- * the hostname. No ffi. The data directory (generated JWT secret, database password,
- * embedded database files) is denied outright: an isolate can only narrow the process's
- * permissions, so the deny holds inside a job granted `allow-read`/`allow-write` too (the
- * worker gets all it needs from its boot record).
+ * Flags of a worker process: its heap cap and young generation growth (above), no prompts (a
+ * worker with a terminal could otherwise be granted permissions interactively), and only the
+ * permissions a job can be granted (an isolate can narrow its parent's permissions, never widen
+ * them) plus sys for the hostname. No ffi. The data directory (generated JWT secret, database
+ * password, embedded database files) is denied outright: an isolate can only narrow the
+ * process's permissions, so the deny holds inside a job granted `allow-read`/`allow-write` too
+ * (the worker gets all it needs from its boot record).
  */
 export function workerFlags(memoryMb: number, dataDir: string): string[] {
   const denied = resolve(dataDir);
