@@ -160,10 +160,11 @@ Deno.test("with a namespace at its limit, a claim takes other namespaces' jobs w
     // In one transaction, so the statistics of this transaction count only this claim.
     const { claimed, read } = await sql.begin(async (tx) => {
       const claimed = await jobClaimAvailable(tx, me, 10, limit);
-      // Index entries read from jobs.queue's indexes so far in this transaction.
+      // Index entries read from the indexes of jobs.queue and of its claimable entries
+      // (jobs.pending) so far in this transaction.
       const [{ read }] = await tx<{ read: number }[]>`
         select coalesce(sum(pg_stat_get_xact_tuples_returned(i.indexrelid)), 0)::int as read
-        from pg_index i where i.indrelid = 'jobs.queue'::regclass`;
+        from pg_index i where i.indrelid in ('jobs.queue'::regclass, 'jobs.pending'::regclass)`;
       return { claimed, read };
     });
     // b: both fit its room (2); c: its room is 2, so the oldest two; never a's.

@@ -32,22 +32,20 @@ const INT4_MAX = 2_147_483_647;
  * Claims up to `limit` pending jobs whose time has come, highest priority first, oldest first
  * within a priority, never letting a namespace exceed `namespaceLimit` running jobs across all
  * workers. The claim is the function jobs.claim_jobs (migrations/0004_claim_function.sql,
- * replaced by 0005_cheaper_claim.sql, 0006_claim_open_namespaces.sql,
- * 0009_claim_without_ranking.sql and 0010_claim_holds_worker.sql): an advisory lock (key
- * 7262005002), the worker's row held while it is active, a count of running jobs,
- * then one statement that locks the first pending rows (FOR UPDATE SKIP LOCKED) and marks them
- * running, found again by their ctid. When the running jobs plus the claim could reach a
- * namespace's limit, they are counted per namespace and the jobs ranked within theirs; while a
- * namespace is at its limit, the claim looks only at the other namespaces' pending jobs, so it
- * never reads the held namespace's backlog. The advisory lock is needed because under
- * READ COMMITTED a statement's snapshot predates any lock it takes itself, so two concurrent
- * claims would both count the same running jobs and overshoot the limit; in the function the
- * claim is a later statement than the lock, with a fresh snapshot that sees what the previous
- * lock holder committed. The call runs as one implicit transaction (the lock is held to its end,
- * an error rolls all of it back) in one round trip, and the function keeps its plan for the
- * connection (the multi-statement query it replaces was planned on every call: 0.4-0.6 ms per
- * claim of 50). The row locks stay: a claim never waits for a row another transaction is
- * changing (cancel, function delete), it skips it.
+ * replaced by 0005, 0006, 0009, 0010 and 0013_hot_queue.sql): an advisory lock (key
+ * 7262005002), the worker's row held while it is active, the running jobs summed from
+ * jobs.running_counts, then the first entries of jobs.pending taken (deleted) and their rows
+ * marked running. When the running jobs plus the claim could reach a namespace's limit, they are
+ * counted per namespace and the entries ranked within theirs; while a namespace is at its limit,
+ * the claim looks only at the other namespaces' entries, so it never reads the held namespace's
+ * backlog. The advisory lock is needed because under READ COMMITTED a statement's snapshot
+ * predates any lock it takes itself, so two concurrent claims would both count the same running
+ * jobs and overshoot the limit; in the function the claim is a later statement than the lock,
+ * with a fresh snapshot that sees what the previous lock holder committed. The call runs as one
+ * implicit transaction (the lock is held to its end, an error rolls all of it back) in one round
+ * trip, and the function keeps its plan for the connection (the multi-statement query it
+ * replaces was planned on every call: 0.4-0.6 ms per claim of 50). A row another transaction is
+ * changing (a cancel) is waited for, then claimed only if it is still pending.
  */
 export async function jobClaimAvailable(
   sql: Sql,

@@ -50,10 +50,15 @@ export interface RescuedJob {
   status: "pending" | "failed";
 }
 
+/** jobs.running_counts' worker for running rows without one (migrations/0013_hot_queue.sql). */
+const NIL_WORKER = "00000000-0000-0000-0000-000000000000";
+
 /**
  * Declares dead every worker silent for longer than `timeoutMs` and fails the attempts of the
  * running jobs they held, plus running jobs whose worker is not alive at all (stopped, dead,
- * or unknown): one statement, so the rescue is atomic and idempotent.
+ * or unknown): one statement, so the rescue is atomic and idempotent. The workers come from
+ * jobs.running_counts; jobs.queue, which has no index on running jobs (0013), is read only when
+ * one of them is not alive: the `exists` is evaluated once, before the scan.
  */
 export function workerRescueStale(
   sql: Sql,
@@ -67,13 +72,27 @@ export function workerRescueStale(
       where status in ('active', 'draining')
         and last_heartbeat_at < now() - ${timeoutMs} * interval '1 millisecond'
       returning id
+    ), counts as (
+      select c.worker_id, sum(jobs.running_delta(c)) as n from jobs.running_counts c
+      group by c.worker_id
+    ), spent as (
+      -- Counts of workers gone whose jobs have all stopped (nothing else writes them any more).
+      delete from jobs.running_counts c
+      where c.worker_id in (select worker_id from counts where n = 0)
+        and not exists (select 1 from jobs.workers w
+                        where w.id = c.worker_id and w.status in ('active', 'draining')
+                          and w.id not in (select id from dead))
+    ), suspects as (
+      select c.worker_id from counts c
+      where c.n > 0 and (
+        c.worker_id in (select id from dead)
+        or not exists (select 1 from jobs.workers w
+                       where w.id = c.worker_id and w.status in ('active', 'draining')
+                         and w.id not in (select id from dead)))
     ), lost as (
       select q.id from jobs.queue q
-      where q.status = 'running' and (
-        q.worker_id in (select id from dead)
-        or not exists (select 1 from jobs.workers w
-                       where w.id = q.worker_id and w.status in ('active', 'draining')
-                         and w.id not in (select id from dead)))
+      where exists (select 1 from suspects) and q.status = 'running'
+        and coalesce(q.worker_id, ${NIL_WORKER}::uuid) in (select worker_id from suspects)
       for update of q skip locked
     )
     ${failAttempts(sql, reason, policy)}
@@ -83,7 +102,8 @@ export function workerRescueStale(
 
 /**
  * The supervisor saw worker `id` exit without stopping cleanly (crash, out of memory): mark
- * it dead and fail the attempts of its running jobs with `reason`.
+ * it dead and fail the attempts of its running jobs with `reason` (jobs.queue is read only
+ * when jobs.running_counts says it had some).
  */
 export function workerRescueById(
   sql: Sql,
@@ -98,7 +118,9 @@ export function workerRescueById(
       returning id
     )
     ${failAttempts(sql, reason, policy)}
-    where q.status = 'running' and q.worker_id = ${id}
+    where (select coalesce(sum(jobs.running_delta(c)), 0) from jobs.running_counts c
+           where c.worker_id = ${id}) > 0
+      and q.status = 'running' and q.worker_id = ${id}
     returning q.id, q.status`;
 }
 
