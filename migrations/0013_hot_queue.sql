@@ -5,7 +5,7 @@
 -- changes `status`, which the partial indexes for claiming, running jobs and listing all named, so
 -- each wrote a new entry into queue_pkey and into one or two partial indexes, and left the old
 -- ones to cleanup. Now no index of jobs.queue names status, worker_id or any column a claim or a
--- completion sets, and its pages keep half their room for the new versions:
+-- completion sets, and its pages keep 60% of their room for the new versions (fillfactor 40):
 --
 -- - jobs.pending holds the claimable jobs: one entry per job that became pending (written by the
 --   capture trigger on submit, retry, rescue and release), with the claim order's columns and the
@@ -16,9 +16,10 @@
 -- - jobs.running_counts holds the number of running jobs per namespace and worker, kept by the
 --   same trigger for every statement that moves jobs into or out of running (claim, completion,
 --   failure, cancel, rescue, release, or SQL by hand). Claims read it for the namespace limit:
---   the sum of a handful of rows instead of a scan of queue_running_idx. One row per namespace
---   and worker, so a worker's claim and its completions, and different workers, rarely wait for
---   each other's row (a row lock lasts from the end of the statement to its commit).
+--   the sum of a handful of rows instead of a scan of queue_running_idx. Rows per namespace and
+--   worker, and apart for started and stopped jobs, so that neither different workers nor a
+--   worker's claim and its own completions wait for each other's row lock (held from the end of
+--   the statement to its commit).
 -- - The rescue finds the workers with running jobs in jobs.running_counts; it reads jobs.queue's
 --   rows only when one of them is dead (a scan of the table, as rare as a worker's death).
 -- - Listing jobs by status, which used queue_status_created_idx, scans the table. A listing
@@ -26,8 +27,9 @@
 --   before.
 --
 -- Measured (2-core VM, PostgreSQL 18, backend CPU per job with `perf stat -e task-clock`, 10,000
--- jobs, claims of 270 and completions of 200, a prototype of this layout against 0012): insert
--- 9.2 -> 8.4 us, claim 13.7 -> 10.2 us, completion 10.5 -> 6.3 us.
+-- jobs, claims of 270 and completions of 200, against 0012; docs/queue_layout.md has the rest):
+-- insert 8.8-9.0 -> 9.8-10.2 us, claim 13.5-14.6 -> 8.9-10.8 us, completion 10.3-10.8 ->
+-- 7.0-9.0 us.
 CREATE TABLE jobs.pending (
   id uuid NOT NULL,
   namespace text NOT NULL,
