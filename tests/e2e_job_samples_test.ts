@@ -164,9 +164,14 @@ Deno.test("a job can read neither another user's jobs nor the server's secrets",
       const done = await waitForStatus(server, alice, job.id, ["completed", "failed"]);
       assert.equal(done.status, "completed", String(done.error_message));
       const seen = (done.result as { seen: string }).seen;
-      const password = new URL(server.databaseUrl).password;
+      const url = new URL(server.databaseUrl);
       assert.ok(!seen.includes(server.jwtSecret), `the JWT secret leaked: ${seen}`);
-      assert.ok(!seen.includes(password), "the database password leaked");
+      assert.ok(!seen.includes(`:${url.password}@`), "the database URL leaked");
+      // A password short enough to occur in any text (a test cluster's "pg") is looked for in
+      // its URL form only; the embedded database's is random and 48 characters long.
+      if (url.password.length >= 8) {
+        assert.ok(!seen.includes(decodeURIComponent(url.password)), "the database password leaked");
+      }
       assert.ok(!seen.includes(server.serviceKey), "the service key leaked");
       // It did try: the files exist and were refused, not missing.
       assert.match(seen, /unreadable jwt_secret: (NotCapable|PermissionDenied)/);
