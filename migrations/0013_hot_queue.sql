@@ -45,7 +45,7 @@ CREATE INDEX pending_ns_idx ON jobs.pending (namespace, priority DESC, created_a
 
 CREATE TABLE jobs.running_counts (
   namespace text NOT NULL,
-  -- The nil UUID for running rows without a worker (written by hand).
+  -- jobs.running_worker(): the nil UUID for running rows without a worker (written by hand).
   worker_id uuid NOT NULL,
   -- 'i': jobs that started running (claims), 'o': jobs that stopped (completions, failures,
   -- cancels, rescues, releases). Apart, so that a worker's claim, which holds the claim lock,
@@ -54,6 +54,10 @@ CREATE TABLE jobs.running_counts (
   n bigint NOT NULL,
   PRIMARY KEY (namespace, worker_id, kind)
 );
+-- The worker a running row counts under: its own, or the nil UUID for a row without one.
+CREATE FUNCTION jobs.running_worker(worker_id uuid) RETURNS uuid
+  LANGUAGE sql IMMUTABLE
+  AS $$ SELECT coalesce(worker_id, '00000000-0000-0000-0000-000000000000'::uuid) $$;
 -- Running jobs of a namespace and worker: the started minus the stopped.
 CREATE FUNCTION jobs.running_delta(c jobs.running_counts) RETURNS bigint
   LANGUAGE sql IMMUTABLE
@@ -65,7 +69,7 @@ INSERT INTO jobs.pending (id, namespace, priority, created_at, run_after, fresh)
   SELECT id, namespace, priority, created_at, run_after, updated_at = created_at
   FROM jobs.queue WHERE status = 'pending';
 INSERT INTO jobs.running_counts (namespace, worker_id, kind, n)
-  SELECT namespace, coalesce(worker_id, '00000000-0000-0000-0000-000000000000'), 'i', count(*)
+  SELECT namespace, jobs.running_worker(worker_id), 'i', count(*)
   FROM jobs.queue WHERE status = 'running' GROUP BY 1, 2;
 
 DROP INDEX jobs.queue_claim_idx;
@@ -97,8 +101,7 @@ CREATE OR REPLACE FUNCTION jobs.capture_queue_changes() RETURNS trigger
         PERFORM pg_notify('fluxbase_jobs', 'inserted');
       END IF;
       INSERT INTO jobs.running_counts AS c (namespace, worker_id, kind, n)
-        SELECT n.namespace, coalesce(n.worker_id, '00000000-0000-0000-0000-000000000000'), 'i',
-               count(*)
+        SELECT n.namespace, jobs.running_worker(n.worker_id), 'i', count(*)
         FROM new_rows n WHERE n.status = 'running' GROUP BY 1, 2
       ON CONFLICT (namespace, worker_id, kind) DO UPDATE SET n = c.n + excluded.n;
     ELSIF TG_OP = 'UPDATE' THEN
@@ -117,20 +120,17 @@ CREATE OR REPLACE FUNCTION jobs.capture_queue_changes() RETURNS trigger
       INSERT INTO jobs.running_counts AS c (namespace, worker_id, kind, n)
         SELECT d.namespace, d.worker_id, CASE WHEN sum(d.delta) > 0 THEN 'i' ELSE 'o' END,
                abs(sum(d.delta))
-        FROM (SELECT n.namespace,
-                     coalesce(n.worker_id, '00000000-0000-0000-0000-000000000000') AS worker_id,
-                     1 AS delta
+        FROM (SELECT n.namespace, jobs.running_worker(n.worker_id) AS worker_id, 1 AS delta
               FROM new_rows n WHERE n.status = 'running'
               UNION ALL
-              SELECT o.namespace, coalesce(o.worker_id, '00000000-0000-0000-0000-000000000000'), -1
+              SELECT o.namespace, jobs.running_worker(o.worker_id), -1
               FROM old_rows o WHERE o.status = 'running') d
         GROUP BY 1, 2 HAVING sum(d.delta) <> 0
       ON CONFLICT (namespace, worker_id, kind) DO UPDATE SET n = c.n + excluded.n;
     ELSE
       -- A deleted pending job leaves a stale entry in jobs.pending (claims drop it).
       INSERT INTO jobs.running_counts AS c (namespace, worker_id, kind, n)
-        SELECT o.namespace, coalesce(o.worker_id, '00000000-0000-0000-0000-000000000000'), 'o',
-               count(*)
+        SELECT o.namespace, jobs.running_worker(o.worker_id), 'o', count(*)
         FROM old_rows o WHERE o.status = 'running' GROUP BY 1, 2
       ON CONFLICT (namespace, worker_id, kind) DO UPDATE SET n = c.n + excluded.n;
     END IF;

@@ -50,9 +50,6 @@ export interface RescuedJob {
   status: "pending" | "failed";
 }
 
-/** jobs.running_counts' worker for running rows without one (migrations/0013_hot_queue.sql). */
-const NIL_WORKER = "00000000-0000-0000-0000-000000000000";
-
 /**
  * Declares dead every worker silent for longer than `timeoutMs` and fails the attempts of the
  * running jobs they held, plus running jobs whose worker is not alive at all (stopped, dead,
@@ -73,26 +70,22 @@ export function workerRescueStale(
         and last_heartbeat_at < now() - ${timeoutMs} * interval '1 millisecond'
       returning id
     ), counts as (
-      select c.worker_id, sum(jobs.running_delta(c)) as n from jobs.running_counts c
-      group by c.worker_id
+      -- Running jobs per worker, and whether the worker is alive after this statement.
+      select c.worker_id, sum(jobs.running_delta(c)) as n,
+             exists (select 1 from jobs.workers w
+                     where w.id = c.worker_id and w.status in ('active', 'draining')
+                       and w.id not in (select id from dead)) as alive
+      from jobs.running_counts c group by c.worker_id
     ), spent as (
       -- Counts of workers gone whose jobs have all stopped (nothing else writes them any more).
       delete from jobs.running_counts c
-      where c.worker_id in (select worker_id from counts where n = 0)
-        and not exists (select 1 from jobs.workers w
-                        where w.id = c.worker_id and w.status in ('active', 'draining')
-                          and w.id not in (select id from dead))
+      where c.worker_id in (select worker_id from counts where n = 0 and not alive)
     ), suspects as (
-      select c.worker_id from counts c
-      where c.n > 0 and (
-        c.worker_id in (select id from dead)
-        or not exists (select 1 from jobs.workers w
-                       where w.id = c.worker_id and w.status in ('active', 'draining')
-                         and w.id not in (select id from dead)))
+      select worker_id from counts where n > 0 and not alive
     ), lost as (
       select q.id from jobs.queue q
       where exists (select 1 from suspects) and q.status = 'running'
-        and coalesce(q.worker_id, ${NIL_WORKER}::uuid) in (select worker_id from suspects)
+        and jobs.running_worker(q.worker_id) in (select worker_id from suspects)
       for update of q skip locked
     )
     ${failAttempts(sql, reason, policy)}
