@@ -13,15 +13,8 @@ import {
   jobReleaseManyIfRunning,
 } from "../src/queue/job_queries.ts";
 import { logInsertMany } from "../src/queue/log_queries.ts";
-import { workerRegister } from "../src/queue/worker_queries.ts";
-import { insertFunction, submitJobs } from "./fixtures/engine/db.ts";
+import { insertFunction, newWorker, submitJobs } from "./fixtures/engine/db.ts";
 import type { Sql } from "../src/db/pool.ts";
-
-async function newWorker(sql: Sql): Promise<string> {
-  const id = crypto.randomUUID();
-  await workerRegister(sql, { id, name: "w", hostname: "h", pid: 1, maxConcurrentJobs: 50 });
-  return id;
-}
 
 Deno.test("a claim takes due jobs by priority then age, only for an active worker, and continues the log numbering", async () => {
   const db = await createTestDatabase();

@@ -14,17 +14,11 @@ import {
   jobFailManyIfRunning,
   jobReleaseManyIfRunning,
 } from "../src/queue/job_queries.ts";
-import { workerRegister, workerRescueById } from "../src/queue/worker_queries.ts";
-import { insertFunction, submitJobs } from "./fixtures/engine/db.ts";
+import { workerRescueById } from "../src/queue/worker_queries.ts";
+import { insertFunction, newWorker, submitJobs } from "./fixtures/engine/db.ts";
 import type { Sql } from "../src/db/pool.ts";
 
 const POLICY = { retryBaseDelayMs: 0, retryMaxDelayMs: 0, retryJitter: 0 };
-
-async function newWorker(sql: Sql): Promise<string> {
-  const id = crypto.randomUUID();
-  await workerRegister(sql, { id, name: "w", hostname: "h", pid: 1, maxConcurrentJobs: 50 });
-  return id;
-}
 
 /** Running jobs per namespace and worker: as counted, and as jobs.queue has them. */
 async function runningBothWays(sql: Sql) {
@@ -33,8 +27,7 @@ async function runningBothWays(sql: Sql) {
     from jobs.running_counts c group by 1, 2 having sum(jobs.running_delta(c)) <> 0
     order by 1, 2`;
   const actual = await sql`
-    select namespace, coalesce(worker_id, '00000000-0000-0000-0000-000000000000')::text
-             as worker_id, count(*)::int as n
+    select namespace, jobs.running_worker(worker_id)::text as worker_id, count(*)::int as n
     from jobs.queue where status = 'running' group by 1, 2 order by 1, 2`;
   return { counted: [...counted], actual: [...actual] };
 }
