@@ -193,25 +193,41 @@ export class WorkerSupervisor {
 }
 
 /**
- * The young generation of a worker process's main heap grows 8-fold instead of 2-fold when
- * V8 sees many objects survive a scavenge. It starts small, and while it is, a claim's rows and
- * the jobs waiting for their completion batch outlive its scavenges and are promoted, to be
- * marked and compacted later: the worker ran about 30,000 jobs before its CPU per job fell from
- * 34-37 to 14-24 us. With this flag it fell within 20,000 (bench/jobs.ts, medians of two sets of
- * 8 paired runs, third round: 18.7k -> 21.2k and 17.3k -> 22.4k jobs/s, worker CPU per job 37 ->
- * 27 and 40 -> 26 us; first and second rounds within noise). The ceiling is unchanged, only the
- * growth is faster; an isolate's heap, whose objects die young, grows no faster than before.
- * `--min-semi-space-size` would also size every isolate's heap up front: it slowed them in the
- * first round (isolate threads 21 instead of 8 us per job). deno.json's `worker` task, for a
- * standalone worker, passes the same flag.
+ * How a worker process's heaps grow. V8 flags are process-wide, so each of them also shapes every
+ * job isolate's heap.
+ *
+ * - `--semi-space-growth-factor=8`: the young generation grows 8-fold instead of 2-fold when many
+ *   objects survive a scavenge. While the main heap's was small, a claim's rows and the jobs waiting
+ *   for their completion batch outlived its scavenges and were promoted, to be marked and compacted
+ *   later: the worker ran about 30,000 jobs before its CPU per job fell from 34-37 to 14-24 us, and
+ *   within 20,000 with this flag (bench/jobs.ts, two sets of 8 paired runs, third round: 18.7k ->
+ *   21.2k and 17.3k -> 22.4k jobs/s). An isolate's heap, whose objects die young, grows no faster.
+ * - `--max-semi-space-size=8` and `--initial-old-space-size=32` (MB): otherwise V8 lets each
+ *   semi-space grow to 32 MB here and sets the old generation's first limits low. A heap that
+ *   still grows pays a page fault for every fresh 4 KB page it touches, about 7 us each on this
+ *   VM: 1.0 / 0.7 / 0.07 faults per job in rounds 1 / 2 / 3 of the bench, and in the first round
+ *   a fifth of the main thread's time (perf), as the young generation grew towards 64 MB and the
+ *   old one past its early limits. With a young generation capped at 16 MB, full size within the
+ *   warm-up, and no major collection before the old generation holds 32 MB, the bench ran
+ *   18.2k / 24.2k / 25.9k jobs/s against 15.2k / 19.1k / 25.5k (medians of 5 paired runs; another
+ *   6 with 64 MB of old generation: 19.0k / 24.6k / 26.1k against 16.9k / 20.8k / 27.3k), worker
+ *   CPU per job 38 / 28 / 24 against 49 / 42 / 25 us. Either flag alone helped one round and not
+ *   the other. An isolate's young generation now tops out 48 MB lower, and its first major
+ *   collection comes later. `--min-semi-space-size`, which would size every isolate's young
+ *   generation up front, slowed the isolates in the first round (21 instead of 8 us per job).
+ *
+ * deno.json's `worker` task, for a standalone worker, passes the same flags.
  */
-const YOUNG_GENERATION_GROWTH = "--semi-space-growth-factor=8";
+function heapFlags(memoryMb: number): string {
+  const initialOld = Math.min(32, Math.floor(memoryMb / 2));
+  return `--semi-space-growth-factor=8,--max-semi-space-size=8,--initial-old-space-size=${initialOld}`;
+}
 
 /**
- * Flags of a worker process: its heap cap and young generation growth (above), no prompts (a
- * worker with a terminal could otherwise be granted permissions interactively), and only the
- * permissions a job can be granted (an isolate can narrow its parent's permissions, never widen
- * them) plus sys for the hostname. No ffi. The data directory (generated JWT secret, database
+ * Flags of a worker process: its heap cap and growth (above), no prompts (a worker with a
+ * terminal could otherwise be granted permissions interactively), and only the permissions a job
+ * can be granted (an isolate can narrow its parent's permissions, never widen them) plus sys for
+ * the hostname. No ffi. The data directory (generated JWT secret, database
  * password, embedded database files) is denied outright: an isolate can only narrow the
  * process's permissions, so the deny holds inside a job granted `allow-read`/`allow-write` too
  * (the worker gets all it needs from its boot record).
@@ -219,7 +235,7 @@ const YOUNG_GENERATION_GROWTH = "--semi-space-growth-factor=8";
 export function workerFlags(memoryMb: number, dataDir: string): string[] {
   const denied = resolve(dataDir);
   return [
-    `--v8-flags=--max-old-space-size=${memoryMb},${YOUNG_GENERATION_GROWTH}`,
+    `--v8-flags=--max-old-space-size=${memoryMb},${heapFlags(memoryMb)}`,
     `--deny-read=${denied}`,
     `--deny-write=${denied}`,
     "--no-prompt",
