@@ -218,7 +218,8 @@ export class WorkerSupervisor {
  *
  * deno.json's `worker` task, for a standalone worker, passes the same flags.
  */
-function heapFlags(memoryMb: number): string {
+/** The V8 flags above, for a worker whose heaps may each hold `memoryMb`. */
+export function heapFlags(memoryMb: number): string {
   const initialOld = Math.min(32, Math.floor(memoryMb / 2));
   return `--semi-space-growth-factor=8,--max-semi-space-size=8,--initial-old-space-size=${initialOld}`;
 }
@@ -227,10 +228,10 @@ function heapFlags(memoryMb: number): string {
  * Flags of a worker process: its heap cap and growth (above), no prompts (a worker with a
  * terminal could otherwise be granted permissions interactively), and only the permissions a job
  * can be granted (an isolate can narrow its parent's permissions, never widen them) plus sys for
- * the hostname. No ffi. The data directory (generated JWT secret, database
- * password, embedded database files) is denied outright: an isolate can only narrow the
- * process's permissions, so the deny holds inside a job granted `allow-read`/`allow-write` too
- * (the worker gets all it needs from its boot record).
+ * the hostname. No ffi. The data directory (generated JWT secret, database password, embedded
+ * database files) is denied outright: an isolate can only narrow the process's permissions, so the
+ * deny holds inside a job granted `allow-read`/`allow-write` too (the worker gets all it needs
+ * from its boot record).
  */
 export function workerFlags(memoryMb: number, dataDir: string): string[] {
   const denied = resolve(dataDir);
