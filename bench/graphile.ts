@@ -56,7 +56,11 @@ export async function runGraphile(
   try {
     const addMany = (count: number) =>
       utils.addJobs(
-        Array.from({ length: count }, () => ({ identifier: "noop", payload: {}, maxAttempts: 1 })),
+        Array.from({ length: count }, () => ({
+          identifier: "noop",
+          payload: opts.payload,
+          maxAttempts: 1,
+        })),
       );
     const warmUp = opts.concurrency * 10;
     await addMany(warmUp);

@@ -18,7 +18,9 @@
  * Environment: BENCH_DATABASE_URL (default DATABASE_URL, else an embedded PostgreSQL under
  * .fluxbase/bench-pg, started as a daemon that outlives the bench, as the tests do),
  * BENCH_N (10000), BENCH_ROUNDS (3), BENCH_CONCURRENCY (50), BENCH_WORKERS (Fluxbase worker
- * processes, 1), BENCH_LATENCY_SAMPLES (200), BENCH_ONLY ("fluxbase": skip graphile-worker).
+ * processes, 1), BENCH_LATENCY_SAMPLES (200), BENCH_ONLY ("fluxbase": skip graphile-worker),
+ * BENCH_PAYLOAD_FIELDS (0: each job's payload is `{}`; n: an object of n short string fields,
+ * the same for both systems).
  * Fluxbase only: BENCH_NAMESPACE_LIMIT (1000000: never binds, as graphile-worker has no such
  * limit) and BENCH_LOCAL_QUEUE (graphile-worker's 500, shared by the worker processes). The
  * spec's default layout: BENCH_ONLY=fluxbase BENCH_WORKERS=4 BENCH_CONCURRENCY=20
@@ -60,6 +62,15 @@ export interface JobsBenchOptions {
   localQueue: number;
   /** Also compare both systems with their default settings. */
   defaults: boolean;
+  /** Every job's payload (both systems). */
+  payload: Record<string, string>;
+}
+
+/** A payload of `fields` short string fields (`{}` for 0). */
+export function benchPayload(fields: number): Record<string, string> {
+  return Object.fromEntries(
+    Array.from({ length: fields }, (_, i) => [`field_${i}`, `value number ${i}`]),
+  );
 }
 
 export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
@@ -74,6 +85,7 @@ export function jobsBenchOptions(env = Deno.env.toObject()): JobsBenchOptions {
     namespaceLimit: Number(env.BENCH_NAMESPACE_LIMIT ?? 1_000_000),
     localQueue: Number(env.BENCH_LOCAL_QUEUE ?? GRAPHILE_LOCAL_QUEUE),
     defaults: env.BENCH_DEFAULTS !== "0",
+    payload: benchPayload(Number(env.BENCH_PAYLOAD_FIELDS ?? 0)),
   };
 }
 
@@ -106,7 +118,8 @@ export async function benchJobs(
   console.log(
     `jobs: N=${opts.n} x ${opts.rounds} rounds, concurrency=${opts.concurrency}, ` +
       `fluxbase worker processes=${opts.workers}, namespace limit=${opts.namespaceLimit}, ` +
-      `local queue=${opts.localQueue}${where}`,
+      `local queue=${opts.localQueue}, payload of ${JSON.stringify(opts.payload).length} bytes` +
+      where,
   );
   const tuned = await compare(opts, adminUrl, {
     name: "graphile-worker (local queue + batched completion)",
@@ -238,7 +251,7 @@ async function runFluxbase(url: string, opts: JobsBenchOptions): Promise<RunFigu
       sql`
       insert into jobs.queue (function_id, function_version, job_name, payload, max_retries,
         timeout_seconds, user_role)
-      select f.id, f.version, f.name, '{}'::jsonb, 0, 300, 'service_role'
+      select f.id, f.version, f.name, ${JSON.stringify(opts.payload)}::jsonb, 0, 300, 'service_role'
       from jobs.functions f, generate_series(1, ${count}) where f.name = 'noop'`;
     // The bench's own bulk delete leaves every deleted job's entry in the claim index until
     // autovacuum comes; vacuum now, so the next phase does not measure the bench's cleanup
