@@ -31,7 +31,7 @@ export interface JobsConfig {
   cancelGraceMs: number;
   /** Log lines kept per job; later lines are dropped after one truncation marker. */
   maxLogLinesPerJob: number;
-  /** V8 heap cap of each worker process (MB). */
+  /** Old-generation cap (MB) of each V8 heap in a worker process: its own and each job isolate's. */
   workerMemoryMb: number;
   /**
    * Jobs a worker may claim beyond its free slots (graphile-worker's local queue): claims come
