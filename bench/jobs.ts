@@ -67,7 +67,7 @@ export interface JobsBenchOptions {
 }
 
 /** A payload of `fields` short string fields (`{}` for 0). */
-export function benchPayload(fields: number): Record<string, string> {
+function benchPayload(fields: number): Record<string, string> {
   return Object.fromEntries(
     Array.from({ length: fields }, (_, i) => [`field_${i}`, `value number ${i}`]),
   );
