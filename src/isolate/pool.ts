@@ -323,9 +323,10 @@ export class IsolatePool {
   #open(execution: Execution): IsolateHost {
     const lane = this.#takeIdle(execution.key) ?? this.#create(execution);
     this.#active.set(lane, performance.now());
+    // An idle or new isolate: never in the busy list already (#laneChanged removes it first).
     let busy = this.#busy.get(lane.key);
     if (!busy) this.#busy.set(lane.key, busy = []);
-    if (!busy.includes(lane)) busy.push(lane);
+    busy.push(lane);
     return lane;
   }
 
